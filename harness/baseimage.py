@@ -1,0 +1,112 @@
+"""The base image: the configured public one when the engine has or can pull it,
+else a local Python image made from Debian packages.
+
+Engines that cannot reach a registry (air-gapped CI, this project's own CI)
+still need a `FROM`. `make_local_base` builds one with debootstrap (minbase +
+python3 + python3-venv) and `docker import`: same Debian release as the public
+slim image, Python from Debian instead of python.org (a patch-level
+difference the report shows). Which base was used is recorded by name and ID
+in the image labels and in every report.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from harness.config import BuildConfig
+from harness.engine import Engine
+from harness.errors import BaseImageError, tail
+
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+
+
+def apt_mirror(sources: str) -> str | None:
+    """The first Debian mirror named by apt's sources (deb822 or one-line format)."""
+    for line in sources.splitlines():
+        line = line.strip()
+        m = re.match(r"URIs:\s*(\S+)", line) or re.match(r"deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+\S+", line)
+        if m and "security" not in m.group(1) and "debian" in m.group(1):
+            return m.group(1).rstrip("/")
+    return None
+
+
+def host_mirror() -> str:
+    texts = []
+    for path in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
+        try:
+            texts.append(path.read_text())
+        except OSError:
+            continue
+    return apt_mirror("\n".join(texts)) or DEFAULT_MIRROR
+
+
+def resolve_base(engine: Engine, build: BuildConfig) -> tuple[str, str]:
+    """(name, image ID) of the base to build from: configured, else pulled, else local fallback."""
+    for ref, pull in ((build.base_image, False), (build.base_image, True), (build.fallback_base_image, False)):
+        if pull and not engine.try_pull(ref):
+            continue
+        image_id = engine.image_id(ref)
+        if image_id:
+            return ref, image_id
+    raise BaseImageError(
+        f"no base image: {build.base_image} is not on the engine and cannot be pulled, and the local fallback "
+        f"{build.fallback_base_image} does not exist; run 'mlrepro base-image' to build it from Debian packages"
+    )
+
+
+def ensure_base(engine: Engine, build: BuildConfig, *, force_local: bool = False, mirror: str | None = None,
+                suite: str = "bookworm", progress: Callable[[str], None] = print) -> tuple[str, str, bool]:
+    """Make sure a base image exists; return (name, id, created). Idempotent."""
+    if not force_local:
+        image_id = engine.image_id(build.base_image)
+        if image_id or engine.try_pull(build.base_image):
+            progress(f"base image {build.base_image} is available; nothing to build")
+            return build.base_image, image_id or engine.image_id(build.base_image) or "", False
+    image_id = engine.image_id(build.fallback_base_image)
+    if image_id:
+        progress(f"local base image {build.fallback_base_image} exists ({image_id[7:19]}); nothing to build")
+        return build.fallback_base_image, image_id, False
+    return build.fallback_base_image, make_local_base(engine, build.fallback_base_image, mirror=mirror or host_mirror(), suite=suite, progress=progress), True
+
+
+def make_local_base(engine: Engine, ref: str, *, mirror: str, suite: str, progress: Callable[[str], None]) -> str:
+    debootstrap = shutil.which("debootstrap") or ("/usr/sbin/debootstrap" if os.path.exists("/usr/sbin/debootstrap") else None)
+    if debootstrap is None:
+        raise BaseImageError("debootstrap is not installed; install it ('apt-get install debootstrap' as root on Debian) or make the public base image available to the engine")
+    if os.geteuid() != 0:
+        raise BaseImageError("building the local base image needs root (debootstrap); run 'sudo mlrepro base-image' or make the public base image available")
+    work = Path(tempfile.mkdtemp(prefix="mlrepro-base-"))
+    rootfs = work / "rootfs"
+    try:
+        progress(f"building {ref} from Debian {suite} packages ({mirror}); about a minute")
+        cmd = [debootstrap, "--variant=minbase", "--include=python3,python3-venv,ca-certificates", suite, str(rootfs), mirror]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines: list[str] = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+            if line.startswith(("I: Retrieving Release", "I: Validating Packages", "I: Extracting", "I: Installing core", "I: Configuring", "I: Base system installed")):
+                progress("  " + line.strip()[3:])
+        if proc.wait() != 0:
+            raise BaseImageError(f"debootstrap of {suite} from {mirror} failed (exit {proc.returncode}); check that the mirror is reachable", evidence=tail("\n".join(lines)))
+        for leftovers in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            for item in (rootfs / leftovers).glob("*"):
+                if item.is_file():
+                    item.unlink()
+        tar_path = work / "rootfs.tar"
+        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar_path), "."], check=True)
+        progress(f"importing {ref} into the engine")
+        image_id = engine.import_rootfs(tar_path, ref, [
+            "ENV LANG=C.UTF-8",
+            'CMD ["python3"]',
+        ])
+        progress(f"local base image {ref} ready ({image_id[7:19]})")
+        return image_id
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

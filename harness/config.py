@@ -1,0 +1,334 @@
+"""`[tool.mlrepro]` in pyproject.toml: what to build, run and compare.
+
+The harness knows nothing about any particular project: everything it builds,
+runs and compares comes from here. The defaults describe this repository's
+example project (`ml_project`), so its pyproject only states what a reader
+should see. Unknown keys are errors (a typo must not silently fall back to a
+default), and every error names the key: ``[tool.mlrepro] steps[1].timeout:
+expected a positive number of seconds, found -3``.
+"""
+
+from __future__ import annotations
+
+import string
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from harness.compare import ArtifactRule
+from harness.errors import ConfigError
+
+PLACEHOLDERS = frozenset({"out", "inputs"})
+ARTIFACT_MODES = ("bitwise", "numeric", "json", "hash")
+PYTHON_POLICIES = ("exact", "minor", "ignore")
+HOST_EXTRAS = ("drift", "note", "ignore")
+HOST_MODES = ("current", "venv")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command run the same way in the container and on the host.
+
+    `{out}` is the output directory (shared by all steps of a run) and
+    `{inputs}` the directory holding the configured input files.
+    """
+
+    name: str
+    command: tuple[str, ...]
+    timeout: float
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    dockerfile: Path
+    context: Path
+    image_name: str
+    base_image: str
+    fallback_base_image: str
+    build_args: Mapping[str, str]
+    timeout: float
+
+
+@dataclass(frozen=True)
+class WheelhouseConfig:
+    dir: Path
+    python_version: str
+    glibc: str
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    mode: str  # "current": this interpreter; "venv": a venv synced from the lock
+    venv: Path
+    workdir: Path
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    env: Mapping[str, str]  # set on both sides
+    pass_env: tuple[str, ...]  # host variables copied into the container when set
+    mem_limit: str | None
+    workdir_in_image: str  # where inputs/outputs live inside the container
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    python_policy: str
+    host_extras: str
+    ignore_packages: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Config:
+    root: Path
+    project: str
+    lock: Path
+    requirements_in: Path
+    build: BuildConfig
+    wheelhouse: WheelhouseConfig
+    steps: tuple[Step, ...]
+    inputs: tuple[Path, ...]
+    artifacts: tuple[ArtifactRule, ...]
+    host: HostConfig
+    run: RunConfig
+    compare: CompareConfig
+    probe_env: tuple[str, ...] = field(default=())
+
+
+DEFAULT_STEPS: list[dict[str, Any]] = [
+    {"name": "train", "command": ["python", "-m", "ml_project.train", "--out", "{out}"], "timeout": 600},
+    {
+        "name": "predict",
+        "command": [
+            "python", "-m", "ml_project.predict", "--model", "{out}",
+            "--input", "{inputs}/holdout.csv", "--out", "{out}/predictions.csv",
+        ],
+        "timeout": 300,
+    },
+]
+DEFAULT_ARTIFACTS: list[dict[str, Any]] = [
+    {"path": "predictions.csv", "compare": "numeric"},
+    {"path": "metrics.json", "compare": "json"},
+    {"path": "manifest.json", "compare": "hash", "key": "canonical_hash"},
+]
+# Variables that change how BLAS/OpenMP compute: a host setting the container
+# lacks would make the two sides compute differently for reasons that are not
+# the image's fault, so they are forwarded (and the probe reports them).
+DEFAULT_PASS_ENV = ("OMP_*", "OPENBLAS_*", "MKL_*", "BLIS_*", "NUMEXPR_*", "PYTHONHASHSEED")
+DEFAULT_IGNORED = ("pip", "setuptools", "wheel", "pip-tools", "distribute", "pkg-resources")
+
+
+class _Table:
+    """A TOML table read key by key, so every error can name its full key."""
+
+    def __init__(self, data: Any, prefix: str) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(prefix or "tool.mlrepro", "a table", data)
+        self.data, self.prefix, self.used = data, prefix, set()
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def get(self, name: str, default: Any) -> Any:
+        self.used.add(name)
+        return self.data.get(name, default)
+
+    def str(self, name: str, default: str, choices: tuple[str, ...] | None = None) -> str:
+        value = self.get(name, default)
+        if not isinstance(value, str) or not value:
+            raise ConfigError(self.key(name), "a non-empty string", value)
+        if choices and value not in choices:
+            raise ConfigError(self.key(name), "one of " + ", ".join(choices), value)
+        return value
+
+    def seconds(self, name: str, default: float) -> float:
+        value = self.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigError(self.key(name), "a positive number of seconds", value)
+        return float(value)
+
+    def number(self, name: str, default: float) -> float:
+        value = self.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value:
+            raise ConfigError(self.key(name), "a number >= 0", value)
+        return float(value)
+
+    def strings(self, name: str, default: list[str]) -> tuple[str, ...]:
+        value = self.get(name, default)
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(self.key(name), "a list of non-empty strings", value)
+        return tuple(value)
+
+    def str_map(self, name: str, default: dict[str, str]) -> dict[str, str]:
+        value = self.get(name, default)
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ConfigError(self.key(name), "a table of string values", value)
+        return dict(value)
+
+    def table(self, name: str) -> "_Table":
+        return _Table(self.get(name, {}), self.key(name))
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise ConfigError(self.key(unknown[0]), "a known key (see docs/configuration in README)", "unknown key")
+
+
+def find_pyproject(start: Path | None = None) -> Path:
+    """The nearest pyproject.toml at or above `start` (default: the current directory)."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    raise ConfigError("pyproject.toml", f"a pyproject.toml in {here} or a parent directory", "none")
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read and validate `[tool.mlrepro]` from `path` (a pyproject.toml or its directory)."""
+    if path is None:
+        path = find_pyproject()
+    elif path.is_dir():
+        path = path / "pyproject.toml"
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("pyproject.toml", "an existing file", str(path)) from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError("pyproject.toml", "a readable TOML file", f"{path}: {exc}") from None
+    data = document.get("tool", {}).get("mlrepro", {})
+    return parse_config(data, path.parent.resolve())
+
+
+def parse_config(data: Mapping[str, Any], root: Path) -> Config:
+    """Validate a `[tool.mlrepro]` mapping; paths are resolved against `root`."""
+    top = _Table(dict(data), "")
+
+    def rel(value: str) -> Path:
+        return (root / value).resolve()
+
+    build_t = top.table("build")
+    build = BuildConfig(
+        dockerfile=rel(build_t.str("dockerfile", "Dockerfile")),
+        context=rel(build_t.str("context", ".")),
+        image_name=_image_name(build_t, build_t.str("image_name", "mlrepro/ml-project")),
+        base_image=build_t.str("base_image", "python:3.11-slim-bookworm"),
+        fallback_base_image=build_t.str("fallback_base_image", "mlrepro/python:3.11-bookworm"),
+        build_args=build_t.str_map("build_args", {}),
+        timeout=build_t.seconds("timeout", 1800),
+    )
+    build_t.done()
+
+    wheel_t = top.table("wheelhouse")
+    wheelhouse = WheelhouseConfig(
+        dir=rel(wheel_t.str("dir", "wheelhouse")),
+        python_version=wheel_t.str("python_version", "3.11"),
+        glibc=wheel_t.str("glibc", "2.36"),
+    )
+    wheel_t.done()
+
+    steps_raw = top.get("steps", DEFAULT_STEPS)
+    if not isinstance(steps_raw, list) or not steps_raw:
+        raise ConfigError("steps", "a non-empty array of tables ([[tool.mlrepro.steps]])", steps_raw)
+    steps = tuple(_step(_Table(raw, f"steps[{i}]")) for i, raw in enumerate(steps_raw))
+    names = [s.name for s in steps]
+    if len(set(names)) != len(names):
+        raise ConfigError("steps", "unique step names", names)
+
+    inputs = tuple(rel(p) for p in top.strings("inputs", ["examples/holdout.csv"]))
+    for i, p in enumerate(inputs):
+        if not p.is_file():
+            raise ConfigError(f"inputs[{i}]", "an existing file", str(p))
+    if len({p.name for p in inputs}) != len(inputs):
+        raise ConfigError("inputs", "files with distinct names (they share one directory)", [p.name for p in inputs])
+
+    artifacts_raw = top.get("artifacts", DEFAULT_ARTIFACTS)
+    if not isinstance(artifacts_raw, list) or not artifacts_raw:
+        raise ConfigError("artifacts", "a non-empty array of tables ([[tool.mlrepro.artifacts]])", artifacts_raw)
+    artifacts = tuple(_artifact(_Table(raw, f"artifacts[{i}]")) for i, raw in enumerate(artifacts_raw))
+
+    host_t = top.table("host")
+    host = HostConfig(
+        mode=host_t.str("mode", "current", HOST_MODES),
+        venv=rel(host_t.str("venv", ".mlrepro/host-venv")),
+        workdir=rel(host_t.str("workdir", ".")),
+    )
+    host_t.done()
+
+    run_t = top.table("run")
+    mem = run_t.get("mem_limit", None)
+    if mem is not None and (not isinstance(mem, str) or not mem):
+        raise ConfigError("run.mem_limit", "a size such as '2g'", mem)
+    run = RunConfig(
+        env=run_t.str_map("env", {}),
+        pass_env=run_t.strings("pass_env", list(DEFAULT_PASS_ENV)),
+        mem_limit=mem,
+        workdir_in_image=run_t.str("workdir_in_image", "/tmp/mlrepro"),
+    )
+    run_t.done()
+
+    compare_t = top.table("compare")
+    compare = CompareConfig(
+        python_policy=compare_t.str("python_policy", "minor", PYTHON_POLICIES),
+        host_extras=compare_t.str("host_extras", "note", HOST_EXTRAS),
+        ignore_packages=frozenset(compare_t.strings("ignore_packages", list(DEFAULT_IGNORED))),
+    )
+    compare_t.done()
+
+    config = Config(
+        root=root,
+        project=top.str("project", root.name),
+        lock=rel(top.str("lock", "requirements.txt")),
+        requirements_in=rel(top.str("requirements_in", "requirements.in")),
+        build=build,
+        wheelhouse=wheelhouse,
+        steps=steps,
+        inputs=inputs,
+        artifacts=artifacts,
+        host=host,
+        run=run,
+        compare=compare,
+        probe_env=top.strings("probe_env", []),
+    )
+    top.done()
+    return config
+
+
+def _image_name(table: _Table, value: str) -> str:
+    # Docker repository names: lowercase, no tag (the harness adds the content hash as tag).
+    allowed = set(string.ascii_lowercase + string.digits + "._-/:")
+    if ":" in value.rsplit("/", 1)[-1] or not set(value) <= allowed:
+        raise ConfigError(table.key("image_name"), "a lowercase repository name without a tag", value)
+    return value
+
+
+def _step(t: _Table) -> Step:
+    name = t.str("name", "")
+    command = t.get("command", None)
+    if isinstance(command, str):
+        command = command.split()
+    if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
+        raise ConfigError(t.key("command"), "a non-empty list of strings", command)
+    for part in command:
+        for _, field_name, _, _ in string.Formatter().parse(part):
+            if field_name is not None and field_name not in PLACEHOLDERS:
+                raise ConfigError(t.key("command"), "placeholders {out} or {inputs} only", part)
+    step = Step(name=name, command=tuple(command), timeout=t.seconds("timeout", 600))
+    t.done()
+    return step
+
+
+def _artifact(t: _Table) -> ArtifactRule:
+    path = t.str("path", "")
+    if path.startswith("/") or ".." in Path(path).parts:
+        raise ConfigError(t.key("path"), "a path relative to the output directory", path)
+    mode = t.str("compare", "bitwise", ARTIFACT_MODES)
+    key = t.get("key", None)
+    if key is not None and (not isinstance(key, str) or not key):
+        raise ConfigError(t.key("key"), "a dotted key such as 'canonical_hash'", key)
+    if mode == "hash" and key is None:
+        raise ConfigError(t.key("key"), "a key naming the hash inside the JSON file (compare = 'hash')", None)
+    rule = ArtifactRule(path=path, mode=mode, atol=t.number("atol", 0.0), rtol=t.number("rtol", 0.0), key=key)
+    t.done()
+    return rule

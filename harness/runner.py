@@ -1,0 +1,188 @@
+"""Runs: the configured steps, the same way in a container of the image and on the host.
+
+Each side gets a fresh output directory, the configured inputs, and the
+environment probe run by the very interpreter the steps use. Commands whose
+first word is `python`/`python3` run with the side's interpreter: the image's
+(on its PATH) or the host's (the current one, or a venv synced from the lock).
+The container has no network and runs as the image's (non-root) user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+from harness import probe as probe_module
+from harness.config import Config, Step
+from harness.engine import Engine
+from harness.errors import EngineError, MlreproError, StepError, tail
+
+PROBE_SOURCE = Path(probe_module.__file__).read_bytes()
+
+
+@dataclass(frozen=True)
+class RunResult:
+    where: str  # "image" or "host"
+    probe: Mapping
+    files: Mapping[str, bytes]  # every file the steps wrote, relative to {out}
+    logs: Mapping[str, str] = field(default_factory=dict)  # step name -> combined output
+
+
+def expand(command: tuple[str, ...], *, out: str, inputs: str, python: str) -> list[str]:
+    words = [part.format(out=out, inputs=inputs) for part in command]
+    if words and words[0] in ("python", "python3"):
+        words[0] = python
+    return words
+
+
+def forwarded_env(config: Config, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What both sides compute under: host variables matching `run.pass_env`, then `run.env`."""
+    environ = os.environ if environ is None else environ
+    env = {k: v for k, v in environ.items() if any(fnmatch.fnmatchcase(k, pat) for pat in config.run.pass_env)}
+    env.update(config.run.env)
+    return env
+
+
+def _probe_args(config: Config) -> list[str]:
+    return [arg for name in config.probe_env for arg in ("--env", name)]
+
+
+def _parse_probe(where: str, output: str) -> Mapping:
+    import json
+
+    try:
+        return json.loads(output.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise StepError(f"the environment probe failed in the {where}: {tail(output, 1) or 'no output'}; is Python >= 3.8 on its PATH?",
+                        where=where, step="probe", exit_code_seen=None, evidence=tail(output)) from None
+
+
+def _step_failed(where: str, step: Step, code: int, output: str) -> StepError:
+    last = tail(output, 1) or "no output"
+    why = "killed (out of memory or SIGKILL)" if code in (137, -9) else f"exit {code}"
+    return StepError(f"step '{step.name}' failed in the {where} ({why}): {last[:240]}", where=where, step=step.name,
+                     exit_code_seen=code, evidence=tail(output, 40))
+
+
+def run_in_image(engine: Engine, config: Config, image: str, *, progress: Callable[[str], None] = print) -> RunResult:
+    wd = config.run.workdir_in_image
+    out, inputs = f"{wd}/out", f"{wd}/in"
+    with engine.container(image, role="verify", env=forwarded_env(config), mem_limit=config.run.mem_limit) as box:
+        files = {"probe.py": PROBE_SOURCE, **{f"in/{p.name}": p.read_bytes() for p in config.inputs}}
+        box.put_files(wd, files, dirs=("out",))
+        result = box.exec(["python", f"{wd}/probe.py", *_probe_args(config)], timeout=120, step="probe")
+        if result.exit_code != 0:
+            raise _step_failed("image", Step("probe", (), 120), result.exit_code, result.output)
+        probe = _parse_probe("image", result.output)
+        logs: dict[str, str] = {}
+        for step in config.steps:
+            progress(f"image: {step.name}")
+            result = box.exec(expand(step.command, out=out, inputs=inputs, python="python"), timeout=step.timeout, step=step.name)
+            logs[step.name] = result.output
+            if result.exit_code != 0:
+                raise _step_failed("image", step, result.exit_code, result.output)
+        return RunResult("image", probe, box.get_dir(out), logs)
+
+
+class HostProcesses:
+    """The host subprocesses in flight, so an interrupt can stop them all."""
+
+    def __init__(self) -> None:
+        self._procs: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+
+    def run(self, cmd: list[str], *, cwd: Path, env: Mapping[str, str], timeout: float) -> tuple[int | None, str]:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True)
+        with self._lock:
+            self._procs.add(proc)
+        try:
+            output, _ = proc.communicate(timeout=timeout)
+            return proc.returncode, output
+        except subprocess.TimeoutExpired:
+            self._kill(proc)
+            output, _ = proc.communicate()
+            return None, output
+        finally:
+            with self._lock:
+                self._procs.discard(proc)
+
+    def kill_all(self) -> None:
+        with self._lock:
+            procs = list(self._procs)
+        for proc in procs:
+            self._kill(proc)
+
+    @staticmethod
+    def _kill(proc: subprocess.Popen) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+HOST_PROCESSES = HostProcesses()
+
+
+def run_on_host(config: Config, python: str, *, progress: Callable[[str], None] = print) -> RunResult:
+    tmp = Path(tempfile.mkdtemp(prefix="mlrepro-host-"))
+    try:
+        out, inputs = tmp / "out", tmp / "in"
+        out.mkdir()
+        inputs.mkdir()
+        for p in config.inputs:
+            shutil.copyfile(p, inputs / p.name)
+        (tmp / "probe.py").write_bytes(PROBE_SOURCE)
+        env = {**os.environ, **forwarded_env(config)}
+        code, output = HOST_PROCESSES.run([python, str(tmp / "probe.py"), *_probe_args(config)], cwd=config.host.workdir, env=env, timeout=120)
+        if code != 0:
+            raise _step_failed("host", Step("probe", (), 120), code if code is not None else -9, output)
+        probe = _parse_probe("host", output)
+        logs: dict[str, str] = {}
+        for step in config.steps:
+            progress(f"host: {step.name}")
+            cmd = expand(step.command, out=str(out), inputs=str(inputs), python=python)
+            code, output = HOST_PROCESSES.run(cmd, cwd=config.host.workdir, env=env, timeout=step.timeout)
+            logs[step.name] = output
+            if code is None:
+                raise StepError(f"step '{step.name}' on the host exceeded its timeout of {step.timeout:g} s and was killed; raise steps[].timeout or make the step faster",
+                                where="host", step=step.name, exit_code_seen=None, evidence=tail(output, 40))
+            if code != 0:
+                raise _step_failed("host", step, code, output)
+        files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+        return RunResult("host", probe, files, logs)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def host_python(config: Config, *, progress: Callable[[str], None] = print) -> str:
+    """The host interpreter: this one, or a venv synced from the lock with pip-sync (offline, from the wheelhouse)."""
+    if config.host.mode == "current":
+        return sys.executable
+    venv = config.host.venv
+    python = venv / "bin" / "python"
+    if not python.exists():
+        progress(f"creating host venv {venv}")
+        base = getattr(sys, "_base_executable", sys.executable)
+        proc = subprocess.run([base, "-m", "venv", str(venv)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise MlreproError(f"could not create the host venv {venv}: {tail(proc.stderr, 1)}", evidence=proc.stderr)
+    progress(f"syncing host venv {venv.name} to {config.lock.name} with pip-sync")
+    sync = [sys.executable, "-m", "piptools", "sync", "--python-executable", str(python),
+            "--pip-args", f"--no-index --find-links {config.wheelhouse.dir} --require-hashes", str(config.lock)]
+    proc = subprocess.run(sync, capture_output=True, text=True, cwd=config.root)
+    if proc.returncode != 0:
+        raise MlreproError(f"pip-sync of the host venv failed: {tail(proc.stderr or proc.stdout, 1)}; run 'mlrepro wheelhouse' and retry",
+                           evidence=tail(proc.stderr + proc.stdout))
+    return str(python)
+
+
+__all__ = ["RunResult", "run_in_image", "run_on_host", "host_python", "forwarded_env", "expand", "HOST_PROCESSES", "EngineError"]

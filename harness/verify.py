@@ -1,0 +1,86 @@
+"""Verification: build (or reuse) the image, run both sides concurrently, compare, report.
+
+This is the only module that sequences the others; each step it calls is
+usable alone (the pytest plugin's fixtures call them one by one).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+from harness.build import ensure_image
+from harness.compare import artifact_differences, compare_artifact, compare_environments, compare_packages
+from harness.config import Config
+from harness.engine import RUN_ID, Engine
+from harness.errors import InterruptedRun
+from harness.lock import Lock, read_lock
+from harness.report import ImageInfo, Report
+from harness.runner import HOST_PROCESSES, RunResult, host_python, run_in_image, run_on_host
+from harness.wheelhouse import Target, fetch
+
+
+def prepare(config: Config, engine: Engine, *, progress: Callable[[str], None] = print) -> tuple[Lock, ImageInfo]:
+    """The lock and the image for the current tree (wheelhouse fetched, image built or reused)."""
+    lock = read_lock(config.lock)
+    target = Target(config.wheelhouse.python_version, engine.architecture(), config.wheelhouse.glibc)
+    fetch(config.wheelhouse.dir, config.lock, lock, target, progress=progress)
+    return lock, ensure_image(engine, config, lock, progress=progress)
+
+
+def run_both(config: Config, engine: Engine, image: ImageInfo, *, progress: Callable[[str], None] = print) -> tuple[RunResult, RunResult]:
+    """Run the steps in the image and on the host at the same time.
+
+    On any failure or interrupt, whatever still runs on the other side is
+    killed before the error propagates: nothing is left behind.
+    """
+    python = host_python(config, progress=progress)
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlrepro-run")
+    try:
+        in_image = pool.submit(run_in_image, engine, config, image.tag, progress=progress)
+        on_host = pool.submit(run_on_host, config, python, progress=progress)
+        return in_image.result(), on_host.result()
+    except BaseException as exc:
+        HOST_PROCESSES.kill_all()
+        _kill_run_containers(engine)
+        if isinstance(exc, KeyboardInterrupt):
+            raise InterruptedRun("interrupted; the containers and host processes of this run were removed") from None
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _kill_run_containers(engine: Engine) -> None:
+    try:
+        for c in engine.client.containers.list(all=True, filters={"label": f"io.mlrepro.run={RUN_ID}"}):
+            c.remove(force=True, v=True)
+    except Exception:  # best effort: the container's own context manager also removes it
+        pass
+
+
+def compare_runs(config: Config, lock: Lock, image: ImageInfo, image_run: RunResult, host_run: RunResult) -> Report:
+    """Pure: everything measured in, the report out."""
+    differences = compare_packages(
+        lock.versions, image_run.probe.get("packages", {}), host_run.probe.get("packages", {}),
+        ignore=config.compare.ignore_packages, host_extras=config.compare.host_extras,
+    )
+    differences += compare_environments(image_run.probe, host_run.probe, python_policy=config.compare.python_policy)
+    artifacts = tuple(compare_artifact(rule, image_run.files.get(rule.path), host_run.files.get(rule.path)) for rule in config.artifacts)
+    return Report(
+        project=config.project,
+        image=image,
+        lock_sha256=lock.sha256,
+        environments={"image": dict(image_run.probe), "host": dict(host_run.probe)},
+        differences=tuple(differences),
+        artifacts=artifacts,
+    )
+
+
+def verify(config: Config, *, engine: Engine | None = None, progress: Callable[[str], None] = print) -> Report:
+    engine = engine or Engine.connect()
+    lock, image = prepare(config, engine, progress=progress)
+    image_run, host_run = run_both(config, engine, image, progress=progress)
+    return compare_runs(config, lock, image, image_run, host_run)
+
+
+__all__ = ["prepare", "run_both", "compare_runs", "verify", "artifact_differences"]

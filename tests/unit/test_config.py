@@ -1,0 +1,65 @@
+"""[tool.mlrepro]: defaults describe the example project; every error names its key."""
+
+from pathlib import Path
+
+import pytest
+
+from harness.config import load_config, parse_config
+from harness.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_repository_config_loads_with_example_defaults():
+    config = load_config(ROOT)
+    assert [s.name for s in config.steps] == ["train", "predict"]
+    assert config.build.dockerfile == ROOT / "Dockerfile"
+    assert {a.path for a in config.artifacts} >= {"predictions.csv", "metrics.json", "manifest.json"}
+    assert config.lock == ROOT / "requirements.txt"
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"steps": []}, "steps"),
+        ({"steps": [{"name": "a", "command": ["x"], "timeout": -3}]}, "steps[0].timeout"),
+        ({"steps": [{"name": "a", "command": ["x", "{nope}"]}]}, "steps[0].command"),
+        ({"steps": [{"name": "a", "command": ["x"]}, {"name": "a", "command": ["y"]}]}, "steps"),
+        ({"artifacts": [{"path": "m.json", "compare": "hash"}]}, "artifacts[0].key"),
+        ({"artifacts": [{"path": "p.csv", "compare": "fuzzy"}]}, "artifacts[0].compare"),
+        ({"artifacts": [{"path": "../escape.csv"}]}, "artifacts[0].path"),
+        ({"artifacts": [{"path": "p.csv", "atol": -1}]}, "artifacts[0].atol"),
+        ({"build": {"image_name": "Has:Tag"}}, "build.image_name"),
+        ({"build": {"dockerfiel": "Dockerfile"}}, "build.dockerfiel"),
+        ({"compare": {"python_policy": "loose"}}, "compare.python_policy"),
+        ({"host": {"mode": "conda"}}, "host.mode"),
+        ({"inputs": ["does/not/exist.csv"]}, "inputs[0]"),
+        ({"run": {"mem_limit": 5}}, "run.mem_limit"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_invalid_configuration_names_the_key(data, key):
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, ROOT)
+    assert info.value.key == key
+    message = str(info.value)
+    assert message.startswith(f"[tool.mlrepro] {key}: expected ")
+    assert "\n" not in message
+
+
+def test_missing_pyproject_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="existing file"):
+        load_config(tmp_path / "nothing" / "pyproject.toml")
+
+
+def test_broken_toml_is_a_config_error(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[tool.mlrepro\n")
+    with pytest.raises(ConfigError, match="readable TOML"):
+        load_config(tmp_path)
+
+
+def test_string_command_is_split_and_paths_resolve(tmp_path):
+    (tmp_path / "in.csv").write_text("a\n1\n")
+    config = parse_config({"inputs": ["in.csv"], "steps": [{"name": "s", "command": "python run.py {out}"}]}, tmp_path)
+    assert config.steps[0].command == ("python", "run.py", "{out}")
+    assert config.inputs == (tmp_path / "in.csv",)
