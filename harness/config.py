@@ -80,6 +80,25 @@ class CompareConfig:
 
 
 @dataclass(frozen=True)
+class WorkerConfig:
+    """A persistent prediction worker, for property-based parity tests.
+
+    `command` starts a process answering JSON-lines requests on stdin/stdout
+    (one per line); `setup` names the steps run first on each side (e.g.
+    training, so the worker has a model in `{out}`); `schema` points at the
+    feature schema inside an artifact, as `FILE:KEY` (a JSON list of
+    {"name", "min", "max"}).
+    """
+
+    command: tuple[str, ...]
+    setup: tuple[str, ...]
+    schema: str
+    timeout: float
+    atol: float
+    rtol: float
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path
     project: str
@@ -94,6 +113,7 @@ class Config:
     run: RunConfig
     compare: CompareConfig
     probe_env: tuple[str, ...] = field(default=())
+    worker: WorkerConfig | None = None
 
 
 DEFAULT_STEPS: list[dict[str, Any]] = [
@@ -276,6 +296,25 @@ def parse_config(data: Mapping[str, Any], root: Path) -> Config:
     )
     compare_t.done()
 
+    worker = None
+    if "worker" in top.data or not data:
+        worker_t = top.table("worker")
+        command = worker_t.get("command", ["python", "-m", "ml_project.serve", "--model", "{out}"])
+        if isinstance(command, str):
+            command = command.split()
+        if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
+            raise ConfigError("worker.command", "a non-empty list of strings", command)
+        setup = worker_t.strings("setup", ["train"])
+        unknown = [name for name in setup if name not in names]
+        if unknown:
+            raise ConfigError("worker.setup", "names of configured steps (" + ", ".join(names) + ")", unknown)
+        schema = worker_t.str("schema", "manifest.json:features")
+        if ":" not in schema:
+            raise ConfigError("worker.schema", "FILE:KEY, e.g. 'manifest.json:features'", schema)
+        worker = WorkerConfig(tuple(command), setup, schema, worker_t.seconds("timeout", 60),
+                              worker_t.number("atol", 0.0), worker_t.number("rtol", 0.0))
+        worker_t.done()
+
     config = Config(
         root=root,
         project=top.str("project", root.name),
@@ -290,6 +329,7 @@ def parse_config(data: Mapping[str, Any], root: Path) -> Config:
         run=run,
         compare=compare,
         probe_env=top.strings("probe_env", []),
+        worker=worker,
     )
     top.done()
     return config

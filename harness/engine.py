@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import tarfile
 import threading
 import uuid
@@ -42,6 +43,7 @@ LABEL_CONTENT_HASH = "io.mlrepro.content-hash"
 #: One id per process: every resource this process creates carries it.
 RUN_ID = uuid.uuid4().hex[:12]
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the legacy builder colours stderr lines
 START_HINT = "start one (Docker Desktop, 'sudo systemctl start docker', or scripts/ensure-docker.sh as root on Debian)"
 
 
@@ -143,17 +145,14 @@ class Engine:
             )
             for chunk in stream:
                 if "stream" in chunk:
-                    for line in chunk["stream"].splitlines():
+                    for line in _ANSI.sub("", chunk["stream"]).splitlines():
                         if line.strip():
                             log.append(line)
                             on_line(line)
                 elif "errorDetail" in chunk or "error" in chunk:
                     message = chunk.get("error") or chunk["errorDetail"].get("message", "")
                     log.append(message)
-                    raise BuildError(
-                        f"image build failed: {message.strip().splitlines()[-1][:300]}; see the build log tail in the report",
-                        evidence=tail("\n".join(log), 40),
-                    )
+                    raise BuildError(f"image build failed: {_build_failure(log, message)}", evidence=tail("\n".join(log), 40))
                 elif "aux" in chunk and "ID" in chunk["aux"]:
                     image_id = chunk["aux"]["ID"]
         except (requests.exceptions.RequestException, docker.errors.APIError) as exc:
@@ -219,6 +218,14 @@ class Engine:
                 self.client.containers.get(cid).remove(force=True, v=True)
                 removed += 1
         return removed
+
+
+def _build_failure(log: list[str], engine_message: str) -> str:
+    """The most telling line of a failed build: a Dockerfile's own `error:` line, else the engine's."""
+    for line in reversed(log):
+        if line.strip().lower().startswith("error:"):
+            return line.strip()[6:].strip()[:300]
+    return (engine_message.strip().splitlines() or ["no message"])[-1][:300] + "; the build log tail follows"
 
 
 def _quiet_stop(tc: DockerContainer) -> None:

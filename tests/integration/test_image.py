@@ -1,0 +1,132 @@
+"""The image of issue 2, checked on a real engine: base, user, contents, hermetic build, network.
+
+Everything here runs against the real image of this repository (built once per
+content hash) or real builds of a copy of its context.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.baseimage import resolve_base
+from harness.engine import Engine
+from harness.errors import BuildError
+from harness.runner import run_in_image
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def sh(box, script: str):
+    return box.exec(["sh", "-c", script], timeout=60)
+
+
+def test_image_records_base_lock_and_provenance(engine, prepared, repo_config):
+    lock, image = prepared
+    labels = engine.image_attrs(image.tag)["Config"]["Labels"]
+    base, base_id = resolve_base(engine, repo_config.build)
+    assert (image.base_image, image.base_image_id) == (base, base_id)
+    assert labels["io.mlrepro.base-image-id"] == base_id
+    assert labels["io.mlrepro.lock-sha256"] == hashlib.sha256((ROOT / "requirements.txt").read_bytes()).hexdigest()
+    assert labels["io.mlrepro.content-hash"] == image.content_hash
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    if head:
+        assert labels["org.opencontainers.image.revision"] == head
+    assert labels["org.opencontainers.image.created"] != "1970-01-01T00:00:00Z" or not head
+
+
+def test_image_runs_as_non_root_without_network(engine: Engine, prepared):
+    _, image = prepared
+    assert engine.image_attrs(image.tag)["Config"]["User"] == "10001:10001"
+    with engine.container(image.tag, role="test") as box:
+        assert sh(box, "id -u").output.strip() == "10001"
+        assert box.raw.attrs["HostConfig"]["NetworkMode"] == "none"
+        probe = box.exec(["python", "-c", "import socket; socket.create_connection(('192.0.2.1', 443), timeout=3)"], timeout=30)
+        assert probe.exit_code != 0
+        assert "Network is unreachable" in probe.output or "OSError" in probe.output
+
+
+def test_final_image_holds_no_wheelhouse_pip_cache_or_compiler(engine, prepared):
+    _, image = prepared
+    locked_wheels = {p.name for p in (ROOT / "wheelhouse").glob("*.whl")}
+    assert locked_wheels
+    with engine.container(image.tag, role="test") as box:
+        wheels = sh(box, "find / -xdev -name '*.whl' 2>/dev/null | xargs -n1 basename 2>/dev/null; true").output.split()
+        assert not locked_wheels & set(wheels)  # the base's own ensurepip wheels may remain; ours may not
+        leftovers = sh(box, "find / -xdev \\( -path '*/.cache/pip' -o -path '/build' \\) 2>/dev/null; "
+                            "ls /opt/venv/bin/pip* 2>/dev/null; command -v gcc cc c++ 2>/dev/null; true")
+        assert leftovers.output.strip() == ""
+        # The venv is complete without pip: the project imports.
+        assert box.exec(["python", "-c", "import sklearn, skops, ml_project"], timeout=60).exit_code == 0
+
+
+def test_train_and_predict_run_inside_the_container(engine, prepared, repo_config):
+    _, image = prepared
+    run = run_in_image(engine, repo_config, image.tag, progress=lambda m: None)
+    assert {"model.skops", "metrics.json", "manifest.json", "predictions.csv"} <= set(run.files)
+    rows = run.files["predictions.csv"].decode().splitlines()
+    assert rows[0].startswith("label,proba_") and len(rows) == 1 + 114
+    assert run.probe["packages"]["scikit-learn"] == "1.9.1"
+    assert engine.leftovers() == []
+
+
+BAD_INPUTS = {
+    "missing-column.csv": lambda header, row: (",".join(header[1:]), ",".join(row[1:])),
+    "renamed-column.csv": lambda header, row: (",".join(["renamed"] + header[1:]), ",".join(row)),
+    "non-numeric.csv": lambda header, row: (",".join(header), ",".join(["abc"] + row[1:])),
+    "nan.csv": lambda header, row: (",".join(header), ",".join(["nan"] + row[1:])),
+    "empty.csv": None,
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_predict_rejects_malformed_input_inside_the_container(engine, prepared, name):
+    _, image = prepared
+    header, row = (ROOT / "examples" / "holdout.csv").read_text().splitlines()[:2]
+    make = BAD_INPUTS[name]
+    content = b"" if make is None else ("\n".join(make(header.split(","), row.split(","))) + "\n").encode()
+    with engine.container(image.tag, role="test") as box:
+        train = box.exec(["python", "-m", "ml_project.train", "--out", "/tmp/w/model"], timeout=300)
+        assert train.exit_code == 0, train.output
+        box.put_files("/tmp/w", {f"in/{name}": content}, dirs=("out",))
+        result = box.exec(["python", "-m", "ml_project.predict", "--model", "/tmp/w/model", "--input", f"/tmp/w/in/{name}", "--out", "/tmp/w/out/p.csv"], timeout=120)
+        assert result.exit_code == 2
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+        assert "Traceback" not in result.output
+        assert box.get_dir("/tmp/w/out") == {}
+
+
+@pytest.fixture
+def context_copy(tmp_path, prepared):
+    """A copy of the build context (what .dockerignore lets through) that a test may damage."""
+    for rel in ("Dockerfile", ".dockerignore", "requirements.txt"):
+        shutil.copy2(ROOT / rel, tmp_path / rel)
+    shutil.copytree(ROOT / "ml_project", tmp_path / "ml_project", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "wheelhouse", tmp_path / "wheelhouse")
+    return tmp_path
+
+
+@pytest.mark.parametrize("damage", ["tampered", "missing"])
+def test_wheel_not_matching_the_lock_fails_the_build_clearly(engine, prepared, context_copy, damage):
+    _, image = prepared
+    wheel = next((context_copy / "wheelhouse").glob("threadpoolctl-*.whl"))
+    if damage == "tampered":
+        wheel.write_bytes(wheel.read_bytes() + b"\0")
+    else:
+        wheel.unlink()
+    before = {c.id for c in engine.client.containers.list(all=True)}
+    with pytest.raises(BuildError) as info:
+        engine.build(context=context_copy, dockerfile=context_copy / "Dockerfile", tag="mlrepro-test/tampered:latest",
+                     buildargs={"BASE_IMAGE": image.base_image}, labels={}, timeout=600)
+    message = str(info.value)
+    assert "does not match the hashes" in message and "mlrepro wheelhouse" in message
+    assert "\n" not in message
+    evidence = info.value.evidence
+    assert ("DO NOT MATCH THE HASHES" in evidence) if damage == "tampered" else ("No matching distribution" in evidence or "Could not find" in evidence)
+    assert {c.id for c in engine.client.containers.list(all=True)} == before  # forcerm: no intermediate containers left
+    assert engine.image_id("mlrepro-test/tampered:latest") is None

@@ -1,0 +1,98 @@
+"""Verification end to end (issue 3): CLI, JSON report, configuration-only projects, drift.
+
+Real engine, real images, real runs on both sides; no mocks.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.config import load_config
+from harness.plugin import assert_reproducible
+from harness.report import Report
+from harness.verify import compare_runs, prepare, run_both
+
+ROOT = Path(__file__).resolve().parents[2]
+MLREPRO = [sys.executable, "-m", "harness.cli"]
+
+
+def mlrepro(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([*MLREPRO, *args], cwd=cwd, capture_output=True, text=True, timeout=1800)
+
+
+def test_repository_image_matches_host_and_lock(mlrepro_report):
+    """This repository's own parity test, written with the plugin's fixtures."""
+    assert_reproducible(mlrepro_report)
+    assert {a.path: a.status for a in mlrepro_report.artifacts} == {
+        "predictions.csv": "identical", "metrics.json": "identical", "manifest.json": "identical",
+    }
+
+
+def test_cli_verify_writes_an_auditable_json_report(tmp_path, engine):
+    result = mlrepro("verify", "--json", str(tmp_path / "report.json"))
+    assert result.returncode == 0, result.stderr
+    assert "REPRODUCIBLE" in result.stdout.splitlines()[-1]
+    report = Report.from_json((tmp_path / "report.json").read_text())
+    assert report.reproducible
+    assert engine.image_id(report.image.tag) == report.image.image_id
+    assert report.environments["image"]["packages"]["scikit-learn"] == report.environments["host"]["packages"]["scikit-learn"]
+    assert len(report.lock_sha256) == 64
+    assert "Traceback" not in result.stderr
+
+
+def test_second_project_is_verified_through_configuration_alone(other_project):
+    result = mlrepro("verify", "--config", str(other_project), "--json", str(other_project / "r.json"))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    data = json.loads((other_project / "r.json").read_text())
+    assert data["project"] == "line-fit"
+    assert sorted(a["path"] for a in data["artifacts"]) == ["model.json", "scores.csv"]
+    assert data["image"]["tag"].startswith("mlrepro-test/line-fit:")
+
+
+def test_real_drift_exits_1_and_is_named(other_project):
+    """score.py records the interpreter version: image 3.11.2 vs host 3.11.x shows up as drift."""
+    with (other_project / "pyproject.toml").open("a") as fh:
+        fh.write('\n[[tool.mlrepro.artifacts]]\npath = "runtime.txt"\ncompare = "bitwise"\n')
+    result = mlrepro("verify", "--config", str(other_project), "--json", str(other_project / "r.json"))
+    report = Report.from_json((other_project / "r.json").read_text())
+    image_py = report.environments["image"]["python"]["version"]
+    host_py = report.environments["host"]["python"]["version"]
+    if image_py == host_py:  # a base image with the host's exact Python: nothing to see
+        assert result.returncode == 0
+        return
+    assert result.returncode == 1, result.stderr
+    verdict = result.stdout.strip().splitlines()[-1]
+    assert verdict.startswith("DRIFT") and "runtime.txt" in verdict
+    assert [d.subject for d in report.drift] == ["runtime.txt"]
+
+
+def test_stale_image_is_caught_as_output_drift(other_project, engine):
+    """An image built from an older source tree than the host runs (a stale COPY)."""
+    config = load_config(other_project)
+    lock, image = prepare(config, engine, progress=lambda m: None)
+    fit = other_project / "fit.py"
+    fit.write_text(fit.read_text().replace("float(b)", "float(b) + 1e-9"))
+    report = compare_runs(config, lock, image, *run_both(config, engine, image, progress=lambda m: None))
+    assert not report.reproducible
+    drifted = {d.subject: d.message for d in report.drift}
+    assert set(drifted) == {"model.json", "scores.csv"}
+    assert "50 of 50 rows differ" in drifted["scores.csv"]
+    assert prepare(config, engine, progress=lambda m: None)[1].tag != image.tag  # the content hash saw the edit
+
+
+def test_repeated_verifications_are_identical(other_project):
+    """No false alarms and nothing run-specific: three runs, byte-identical JSON reports."""
+    reports = []
+    for i in range(3):
+        result = mlrepro("verify", "--config", str(other_project), "--json", str(other_project / f"r{i}.json"))
+        assert result.returncode == 0, result.stderr
+        reports.append((other_project / f"r{i}.json").read_text())
+    assert reports[0] == reports[1] == reports[2]
+    assert str(other_project) not in reports[0]
+
+
+def test_no_labeled_container_survives(engine):
+    assert engine.leftovers() == []
