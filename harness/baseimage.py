@@ -47,13 +47,20 @@ def host_mirror() -> str:
 
 
 def resolve_base(engine: Engine, build: BuildConfig) -> tuple[str, str]:
-    """(name, image ID) of the base to build from: configured, else pulled, else local fallback."""
-    for ref, pull in ((build.base_image, False), (build.base_image, True), (build.fallback_base_image, False)):
-        if pull and not engine.try_pull(ref):
-            continue
+    """(name, image ID) of the base to build from.
+
+    Local images first (the configured one, then the local fallback), a pull
+    only when neither exists: a verification must not depend on a registry
+    that may have moved the tag since the last run.
+    """
+    for ref in (build.base_image, build.fallback_base_image):
         image_id = engine.image_id(ref)
         if image_id:
             return ref, image_id
+    if engine.try_pull(build.base_image):
+        image_id = engine.image_id(build.base_image)
+        if image_id:
+            return build.base_image, image_id
     raise BaseImageError(
         f"no base image: {build.base_image} is not on the engine and cannot be pulled, and the local fallback "
         f"{build.fallback_base_image} does not exist; run 'mlrepro base-image' to build it from Debian packages"
@@ -64,10 +71,13 @@ def ensure_base(engine: Engine, build: BuildConfig, *, force_local: bool = False
                 suite: str = "bookworm", progress: Callable[[str], None] = print) -> tuple[str, str, bool]:
     """Make sure a base image exists; return (name, id, created). Idempotent."""
     if not force_local:
-        image_id = engine.image_id(build.base_image)
-        if image_id or engine.try_pull(build.base_image):
-            progress(f"base image {build.base_image} is available; nothing to build")
-            return build.base_image, image_id or engine.image_id(build.base_image) or "", False
+        try:
+            name, image_id = resolve_base(engine, build)
+        except BaseImageError:
+            pass
+        else:
+            progress(f"base image {name} is available ({image_id[7:19]}); nothing to build")
+            return name, image_id, False
     image_id = engine.image_id(build.fallback_base_image)
     if image_id:
         progress(f"local base image {build.fallback_base_image} exists ({image_id[7:19]}); nothing to build")

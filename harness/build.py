@@ -60,15 +60,19 @@ def build_args(config: Config, lock: Lock, base: str) -> dict[str, str]:
     return args
 
 
-def ensure_image(engine: Engine, config: Config, lock: Lock, *, progress: Callable[[str], None] = print) -> ImageInfo:
-    """The image for the current tree: reused when its content hash is on the engine, built otherwise."""
+def ensure_image(engine: Engine, config: Config, lock: Lock, *, progress: Callable[[str], None] = print, no_cache: bool = False) -> ImageInfo:
+    """The image for the current tree: reused when its content hash is on the engine, built otherwise.
+
+    `no_cache` rebuilds from scratch (no image reuse, no layer cache): the same
+    bytes go in, so the same tag comes out.
+    """
     if not config.build.dockerfile.is_file():
         raise BuildError(f"build.dockerfile: expected a Dockerfile at {config.build.dockerfile}, found none; fix [tool.mlrepro.build] dockerfile")
     base, base_id = resolve_base(engine, config.build)
     args = build_args(config, lock, base)
     chash = content_hash(config.build.context, config.build.dockerfile, args, base_id)
     tag = f"{config.build.image_name}:{chash[:16]}"
-    image_id = engine.image_id(tag)
+    image_id = None if no_cache else engine.image_id(tag)
     if image_id:
         progress(f"image {tag} is up to date (content hash unchanged); no build")
     else:
@@ -81,6 +85,7 @@ def ensure_image(engine: Engine, config: Config, lock: Lock, *, progress: Callab
             labels={LABEL_CONTENT_HASH: chash, "io.mlrepro.base-image": base, "io.mlrepro.base-image-id": base_id},
             timeout=config.build.timeout,
             on_line=lambda line: progress("  " + line) if line.startswith("Step ") else None,
+            nocache=no_cache,
         )
         progress(f"built {tag} ({image_id[7:19]})")
     return ImageInfo(tag=tag, image_id=image_id, content_hash=chash, base_image=base, base_image_id=base_id)

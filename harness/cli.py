@@ -152,7 +152,8 @@ def wheelhouse(config_path: str | None) -> None:
 
 @main.command()
 @config_option
-def build(config_path: str | None) -> None:
+@click.option("--no-cache", is_flag=True, help="Rebuild from scratch: no image reuse, no layer cache.")
+def build(config_path: str | None, no_cache: bool) -> None:
     """Build the image (or reuse it when its content hash is unchanged); print its tag and ID."""
 
     def body() -> int:
@@ -160,7 +161,7 @@ def build(config_path: str | None) -> None:
         from harness.verify import prepare
 
         config = _config(config_path)
-        _, image = prepare(config, Engine.connect(), progress=progress)
+        _, image = prepare(config, Engine.connect(), progress=progress, no_cache=no_cache)
         out.print(f"{image.tag} {image.image_id}", markup=False)
         return EXIT_OK
 
@@ -180,6 +181,10 @@ def clean() -> None:
 
     run(body)
 
+
+from harness.demo_cli import demo_command  # noqa: E402 - registered after main exists
+
+main.add_command(demo_command, "demo")
 
 if __name__ == "__main__":
     main()

@@ -20,12 +20,12 @@ from harness.runner import HOST_PROCESSES, RunResult, host_python, run_in_image,
 from harness.wheelhouse import Target, fetch
 
 
-def prepare(config: Config, engine: Engine, *, progress: Callable[[str], None] = print) -> tuple[Lock, ImageInfo]:
+def prepare(config: Config, engine: Engine, *, progress: Callable[[str], None] = print, no_cache: bool = False) -> tuple[Lock, ImageInfo]:
     """The lock and the image for the current tree (wheelhouse fetched, image built or reused)."""
     lock = read_lock(config.lock)
     target = Target(config.wheelhouse.python_version, engine.architecture(), config.wheelhouse.glibc)
     fetch(config.wheelhouse.dir, config.lock, lock, target, progress=progress)
-    return lock, ensure_image(engine, config, lock, progress=progress)
+    return lock, ensure_image(engine, config, lock, progress=progress, no_cache=no_cache)
 
 
 def run_both(config: Config, engine: Engine, image: ImageInfo, *, progress: Callable[[str], None] = print) -> tuple[RunResult, RunResult]:

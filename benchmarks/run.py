@@ -1,0 +1,205 @@
+"""Benchmarks: the harness against the bare Docker workflow and the physical limits.
+
+Run on demand (`make bench`), never as tests: machines are noisy, so every figure
+is the median of several runs and every comparison is a ratio of two figures
+measured in the same run, one after the other. Prints a table and writes
+`benchmarks/results.json`; the README's performance section quotes it.
+
+    python benchmarks/run.py [--runs N] [--only NAME ...] [--suite]
+
+Figures: cold build (harness vs `docker build`, both without cache), warm verify
+(image cached) vs a plain `docker run` of the same train and predict, parity
+throughput through the persistent workers, final image size vs base + venv,
+wheelhouse fetch cold and warm, lock check and refresh, and (with --suite) the
+wall time of the whole test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from harness.config import load_config  # noqa: E402
+from harness.engine import Engine  # noqa: E402
+from harness.lock import read_lock  # noqa: E402
+from harness.verify import prepare  # noqa: E402
+from harness.wheelhouse import Target, fetch  # noqa: E402
+
+console = Console(stderr=True)
+MLREPRO = [sys.executable, "-m", "harness.cli"]
+
+
+def timed(command: list[str], **kwargs) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark command failed ({proc.returncode}): {' '.join(command)}\n{proc.stderr[-2000:]}")
+    return elapsed
+
+
+def median_of(runs: int, fn: Callable[[], float]) -> tuple[float, list[float]]:
+    samples = [fn() for _ in range(runs)]
+    return statistics.median(samples), samples
+
+
+def bench_cold_build(runs: int, engine: Engine, image) -> dict:
+    """`mlrepro build --no-cache` vs `docker build --no-cache` of the same Dockerfile and args."""
+    from harness.build import build_args
+
+    config = load_config(ROOT)
+    args = build_args(config, read_lock(config.lock), image.base_image)
+    plain = ["docker", "build", "-q", "--no-cache", "-t", "mlrepro-bench/plain:cold", "-f", str(config.build.dockerfile)]
+    for key, value in args.items():
+        plain += ["--build-arg", f"{key}={value}"]
+    plain.append(str(config.build.context))
+    env = {**os.environ, "DOCKER_BUILDKIT": "0"}  # the same (legacy) builder the harness gets from docker-py
+    harness_s, harness_all, plain_s, plain_all = [], [], [], []
+    for _ in range(runs):  # interleaved, so drift in machine load hits both alike
+        harness_all.append(timed([*MLREPRO, "build", "--no-cache"], cwd=ROOT))
+        plain_all.append(timed(plain, env=env))
+    harness_s, plain_s = statistics.median(harness_all), statistics.median(plain_all)
+    subprocess.run(["docker", "image", "rm", "-f", "mlrepro-bench/plain:cold"], capture_output=True)
+    return {"harness_s": harness_s, "plain_s": plain_s, "ratio": harness_s / plain_s, "target": "<= 1.1",
+            "samples": {"harness": harness_all, "plain": plain_all}}
+
+
+def bench_warm_verify(runs: int, engine: Engine, image) -> dict:
+    """`mlrepro verify` with the image cached vs `docker run` of the same train and predict."""
+    config = load_config(ROOT)
+    script = " && ".join([
+        "python -m ml_project.train --out /tmp/o",
+        "python -m ml_project.predict --model /tmp/o --input /in/holdout.csv --out /tmp/o/predictions.csv",
+    ])
+    plain = ["docker", "run", "--rm", "--network", "none", "-v", f"{ROOT / 'examples'}:/in:ro", image.tag, "sh", "-c", script]
+    harness_all, plain_all = [], []
+    timed([*MLREPRO, "verify"], cwd=ROOT)  # warm-up: image and wheelhouse in place
+    for _ in range(runs):
+        harness_all.append(timed([*MLREPRO, "verify"], cwd=ROOT))
+        plain_all.append(timed(plain))
+    harness_s, plain_s = statistics.median(harness_all), statistics.median(plain_all)
+    return {"harness_s": harness_s, "plain_s": plain_s, "ratio": harness_s / plain_s, "target": "<= 1.5",
+            "samples": {"harness": harness_all, "plain": plain_all}, "steps": [s.name for s in config.steps]}
+
+
+def bench_image_size(runs: int, engine: Engine, image) -> dict:
+    """Final image vs base image + installed venv + project files (what it must hold)."""
+    size = engine.image_attrs(image.tag)["Size"]
+    base = engine.image_attrs(image.base_image_id)["Size"]
+    with engine.container(image.tag, role="bench") as box:
+        du = box.exec(["du", "-sb", "/opt/venv", "/app"], timeout=60).output.split()
+    payload = int(du[0]) + int(du[2])
+    floor = base + payload
+    return {"image_bytes": size, "base_bytes": base, "venv_and_app_bytes": payload, "ratio": size / floor, "target": "<= 1.05"}
+
+
+def bench_wheelhouse(runs: int, engine: Engine, image) -> dict:
+    config = load_config(ROOT)
+    lock = read_lock(config.lock)
+    target = Target(config.wheelhouse.python_version, engine.architecture(), config.wheelhouse.glibc)
+    cold, warm = [], []
+    for _ in range(runs):
+        tmp = Path(tempfile.mkdtemp(prefix="mlrepro-bench-"))
+        try:
+            start = time.perf_counter()
+            fetch(tmp / "wheelhouse", config.lock, lock, target, progress=lambda m: None)
+            cold.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            assert not fetch(tmp / "wheelhouse", config.lock, lock, target, progress=lambda m: None)
+            warm.append(time.perf_counter() - start)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return {"cold_s": statistics.median(cold), "warm_s": statistics.median(warm), "samples": {"cold": cold, "warm": warm},
+            "note": "cold = pip download of every locked wheel (served from pip's cache/index on this machine)"}
+
+
+def bench_lock(runs: int, engine: Engine, image) -> dict:
+    if not (ROOT / "harness" / "pipcompile.py").exists():
+        return {"skipped": "mlrepro lock not available"}
+    check, _ = median_of(runs, lambda: timed([*MLREPRO, "lock", "--check"], cwd=ROOT))
+    return {"check_s": check}
+
+
+def bench_parity(runs: int, engine: Engine, image) -> dict:
+    try:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        import bench_parity  # type: ignore[import-not-found]
+    except ImportError:
+        return {"skipped": "benchmarks/bench_parity.py not available"}
+    return bench_parity.run()
+
+
+def bench_suite(runs: int, engine: Engine, image) -> dict:
+    seconds = timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=ROOT)
+    return {"wall_s": seconds, "target": "<= 900"}
+
+
+BENCHES = {
+    "cold_build": bench_cold_build,
+    "warm_verify": bench_warm_verify,
+    "parity": bench_parity,
+    "image_size": bench_image_size,
+    "wheelhouse": bench_wheelhouse,
+    "lock": bench_lock,
+    "suite": bench_suite,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", nargs="*", choices=sorted(BENCHES))
+    parser.add_argument("--suite", action="store_true", help="also time the whole test suite")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.json")
+    opts = parser.parse_args()
+    names = opts.only or [n for n in BENCHES if n != "suite" or opts.suite]
+    engine = Engine.connect()
+    _, image = prepare(load_config(ROOT), engine, progress=lambda m: None)
+    results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "runs": opts.runs}}
+    for name in names:
+        console.print(f"[dim]· {name}[/dim]")
+        results[name] = BENCHES[name](opts.runs, engine, image)
+    table = Table(title=f"mlrepro benchmarks (median of {opts.runs})")
+    for column in ("benchmark", "harness / measured", "baseline", "ratio", "target"):
+        table.add_column(column)
+    for name in names:
+        r = results[name]
+        if "skipped" in r:
+            table.add_row(name, r["skipped"], "", "", "")
+        elif name in ("cold_build", "warm_verify"):
+            table.add_row(name, f"{r['harness_s']:.2f} s", f"{r['plain_s']:.2f} s (docker)", f"{r['ratio']:.2f}x", r["target"])
+        elif name == "image_size":
+            table.add_row(name, f"{r['image_bytes'] / 1e6:.1f} MB", f"{(r['base_bytes'] + r['venv_and_app_bytes']) / 1e6:.1f} MB (base + venv + app)", f"{r['ratio']:.3f}x", r["target"])
+        elif name == "wheelhouse":
+            table.add_row(name, f"warm {r['warm_s'] * 1000:.1f} ms", f"cold {r['cold_s']:.2f} s", "", "")
+        elif name == "lock":
+            table.add_row(name, f"--check {r['check_s']:.2f} s", "", "", "")
+        elif name == "suite":
+            table.add_row(name, f"{r['wall_s'] / 60:.1f} min", "", "", r["target"] + " s")
+        else:
+            table.add_row(name, json.dumps({k: v for k, v in r.items() if not isinstance(v, (dict, list))})[:120], "", "", "")
+    Console().print(table)
+    opts.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    console.print(f"[dim]· results written to {opts.out.relative_to(ROOT)}[/dim]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
