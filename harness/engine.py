@@ -126,6 +126,7 @@ class Engine:
         labels: Mapping[str, str],
         timeout: float,
         on_line: Callable[[str], None] = lambda line: None,
+        nocache: bool = False,
     ) -> str:
         """Build and tag an image; return its ID. Raises BuildError with the log tail."""
         log: list[str] = []
@@ -140,6 +141,7 @@ class Engine:
                 rm=True,
                 forcerm=True,  # intermediate containers go even when a step fails
                 pull=False,
+                nocache=nocache,
                 decode=True,
                 timeout=int(timeout),
             )
