@@ -37,6 +37,14 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        # mkstemp creates 0600; keep the mode of the file we replace, else the usual 0644 (umask).
+        try:
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
@@ -185,6 +193,10 @@ def clean() -> None:
 from harness.demo_cli import demo_command  # noqa: E402 - registered after main exists
 
 main.add_command(demo_command, "demo")
+
+from harness.lock_cli import lock_command  # noqa: E402
+
+main.add_command(lock_command, "lock")
 
 if __name__ == "__main__":
     main()
