@@ -41,7 +41,9 @@ base-image: $(STAMP) engine
 verify: base-image
 	$(BIN)/mlrepro verify --json out/report.json
 
+# The lock gate first: a stale lock fails fast with a message naming `mlrepro lock`.
 test: base-image
+	$(BIN)/mlrepro lock --check
 	$(BIN)/python -m pytest
 
 bench: base-image
