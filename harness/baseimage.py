@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -91,7 +90,9 @@ def make_local_base(engine: Engine, ref: str, *, mirror: str, suite: str, progre
         raise BaseImageError("debootstrap is not installed; install it ('apt-get install debootstrap' as root on Debian) or make the public base image available to the engine")
     if os.geteuid() != 0:
         raise BaseImageError("building the local base image needs root (debootstrap); run 'sudo mlrepro base-image' or make the public base image available")
-    work = Path(tempfile.mkdtemp(prefix="mlrepro-base-"))
+    from harness.runner import run_tempdir  # named after the run: `mlrepro clean` finds it if we are killed
+
+    work = run_tempdir("base")
     rootfs = work / "rootfs"
     try:
         progress(f"building {ref} from Debian {suite} packages ({mirror}); about a minute")

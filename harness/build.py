@@ -13,6 +13,7 @@ import hashlib
 import os
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 from typing import Callable, Mapping
 
 from harness.baseimage import resolve_base
@@ -50,8 +51,17 @@ def git_provenance(root: Path) -> dict[str, str]:
     return {
         "VCS_REF": git("rev-parse", "HEAD") or "unknown",
         "CREATED": git("log", "-1", "--format=%cI") or "1970-01-01T00:00:00Z",
-        "VCS_SOURCE": git("config", "--get", "remote.origin.url") or "unknown",
+        "VCS_SOURCE": without_credentials(git("config", "--get", "remote.origin.url")) or "unknown",
     }
+
+
+def without_credentials(url: str) -> str:
+    """A remote URL fit for a label: `https://user:token@host/x` would put a secret in every image."""
+    parts = urlsplit(url)
+    if not parts.scheme or "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 def build_args(config: Config, lock: Lock, base: str) -> dict[str, str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -18,6 +17,7 @@ import click
 from rich.console import Console
 
 from harness.errors import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, MlreproError
+from harness.files import write_atomic  # noqa: F401 - re-exported for the command modules
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -27,28 +27,12 @@ def progress(message: str) -> None:
     err.print(f"[dim]·[/dim] {message}", markup=True, soft_wrap=True)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write all of `text` or nothing: a temp file beside `path`, then rename."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as exc:
-        raise MlreproError(f"cannot write {path}: {exc.strerror or exc}; choose a writable path") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        # mkstemp creates 0600; keep the mode of the file we replace, else the usual 0644 (umask).
-        try:
-            mode = path.stat().st_mode & 0o777
-        except FileNotFoundError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise MlreproError(f"cannot write {path}: {exc.strerror or exc}; free space or choose another path") from None
+def check_writable(path: Path) -> None:
+    """Fail now, not after minutes of work, when `path` cannot be written; writes nothing."""
+    existing = next(p for p in (path.parent.absolute(), *path.parent.absolute().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK):  # access() reports a read-only filesystem even to root
+        reason = "a file is in the way" if not existing.is_dir() else f"{existing} is not writable"
+        raise MlreproError(f"cannot write {path}: {reason}; choose a writable path")
 
 
 def _sigterm(signum, frame):  # noqa: ANN001
@@ -87,7 +71,27 @@ config_option = click.option("--config", "config_path", type=click.Path(dir_okay
                              help="pyproject.toml (or its directory) holding [tool.mlrepro]; default: nearest one.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """click, but a usage error is one `error: ` line and exit 2 like every other error."""
+
+    def main(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "mlrepro"
+            message = " ".join(exc.format_message().split()).rstrip(".")
+            err.print(f"error: {message}; see '{where} --help'", markup=False, soft_wrap=True)
+            sys.exit(EXIT_ERROR)
+        except click.ClickException as exc:
+            err.print(f"error: {' '.join(exc.format_message().split())}", markup=False, soft_wrap=True)
+            sys.exit(EXIT_ERROR)
+        except click.Abort:
+            err.print("error: interrupted; nothing this run created was left behind", markup=False)
+            sys.exit(EXIT_ERROR)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mlrepro")
 def main() -> None:
     """Prove that an ML container computes exactly what was tested."""
@@ -103,12 +107,17 @@ def verify(config_path: str | None, json_path: str | None, host_mode: str | None
     def body() -> int:
         import dataclasses
 
+        from harness.lock import read_lock
         from harness.report import render
         from harness.verify import verify as do_verify
 
         config = _config(config_path)
         if host_mode:
             config = dataclasses.replace(config, host=dataclasses.replace(config.host, mode=host_mode))
+        # Every local input is checked before the engine is asked for anything.
+        read_lock(config.lock)
+        if json_path:
+            check_writable(Path(json_path))
         report = do_verify(config, progress=progress)
         render(report, out)
         if json_path:
@@ -166,9 +175,11 @@ def build(config_path: str | None, no_cache: bool) -> None:
 
     def body() -> int:
         from harness.engine import Engine
+        from harness.lock import read_lock
         from harness.verify import prepare
 
         config = _config(config_path)
+        read_lock(config.lock)  # a broken lock fails before the engine is asked for anything
         _, image = prepare(config, Engine.connect(), progress=progress, no_cache=no_cache)
         out.print(f"{image.tag} {image.image_id}", markup=False)
         return EXIT_OK
@@ -177,26 +188,34 @@ def build(config_path: str | None, no_cache: bool) -> None:
 
 
 @main.command()
-def clean() -> None:
-    """Remove every container a crashed or killed run left behind (labeled io.mlrepro.managed)."""
+@click.option("--all", "include_live", is_flag=True, help="Also remove what runs still in progress are using (they will fail).")
+def clean(include_live: bool) -> None:
+    """Remove what crashed or killed runs left behind: labeled containers, volumes, networks, temp dirs."""
 
     def body() -> int:
         from harness.engine import Engine
+        from harness.runner import remove_stale_tempdirs, stop_stale_processes
 
-        removed = Engine.connect().remove_leftovers()
-        out.print(f"removed {removed} leftover container(s)")
+        procs = stop_stale_processes(include_live=include_live)
+        dirs = remove_stale_tempdirs(include_live=include_live)
+        counts = Engine.connect().remove_leftovers(include_live=include_live)
+        out.print(f"removed {counts['container']} container(s), {counts['volume']} volume(s), {counts['network']} network(s), "
+                  f"{dirs} temporary director{'y' if dirs == 1 else 'ies'} and {procs} host process(es) left by runs", markup=False, soft_wrap=True)
+        if counts["skipped"]:
+            progress(f"kept {counts['skipped']} resource(s) of runs still in progress; 'mlrepro clean --all' removes them too")
         return EXIT_OK
 
     run(body)
 
 
-from harness.demo_cli import demo_command  # noqa: E402 - registered after main exists
+# Commands with modules of their own, registered once `main` exists (they import this module).
+from harness.demo_cli import demo_command  # noqa: E402
+from harness.lock_cli import lock_command  # noqa: E402
+from harness.release_cli import release_command  # noqa: E402
 
 main.add_command(demo_command, "demo")
-
-from harness.lock_cli import lock_command  # noqa: E402
-
 main.add_command(lock_command, "lock")
+main.add_command(release_command, "release")
 
 if __name__ == "__main__":
     main()

@@ -10,6 +10,7 @@ expected a positive number of seconds, found -3``.
 
 from __future__ import annotations
 
+import re
 import string
 import tomllib
 from dataclasses import dataclass, field
@@ -278,8 +279,9 @@ def parse_config(data: Mapping[str, Any], root: Path) -> Config:
 
     run_t = top.table("run")
     mem = run_t.get("mem_limit", None)
-    if mem is not None and (not isinstance(mem, str) or not mem):
-        raise ConfigError("run.mem_limit", "a size such as '2g'", mem)
+    # Docker's own syntax, checked here so a typo fails before the build, not after it.
+    if mem is not None and (not isinstance(mem, str) or not re.fullmatch(r"[0-9]+(\.[0-9]+)?[bkmgBKMG]?", mem)):
+        raise ConfigError("run.mem_limit", "a size such as '512m' or '2g'", mem)
     run = RunConfig(
         env=run_t.str_map("env", {}),
         pass_env=run_t.strings("pass_env", list(DEFAULT_PASS_ENV)),

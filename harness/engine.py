@@ -16,12 +16,15 @@ import contextlib
 import io
 import os
 import re
+import select
+import socket
 import tarfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
@@ -40,8 +43,24 @@ LABEL_MANAGED = "io.mlrepro.managed"
 LABEL_RUN = "io.mlrepro.run"
 LABEL_ROLE = "io.mlrepro.role"
 LABEL_CONTENT_HASH = "io.mlrepro.content-hash"
-#: One id per process: every resource this process creates carries it.
-RUN_ID = uuid.uuid4().hex[:12]
+LABEL_PID = "io.mlrepro.pid"  # the creating process: `mlrepro clean` removes only what dead processes left
+LABEL_HOST = "io.mlrepro.host"  # ... on this host (a pid means nothing on another machine sharing the engine)
+_RUN_ID_FORMAT = re.compile(r"[a-z0-9][a-z0-9_.]{0,31}")  # no '-': it separates the parts of temp dir names
+
+
+def _run_id() -> str:
+    # A caller (CI, a test) may choose the id so it can find what a run made; it must be unique per process.
+    chosen = os.environ.get("MLREPRO_RUN_ID")
+    if chosen is None:
+        return uuid.uuid4().hex[:12]
+    if not _RUN_ID_FORMAT.fullmatch(chosen):
+        raise EngineError(f"MLREPRO_RUN_ID: expected 1-32 characters of a-z, 0-9, '_', '.', found {chosen!r}; fix or unset it")
+    return chosen
+
+
+#: One id per process: every resource this process creates (containers, volumes,
+#: temporary directories) carries it.
+RUN_ID = _run_id()
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the legacy builder colours stderr lines
 START_HINT = "start one (Docker Desktop, 'sudo systemctl start docker', or scripts/ensure-docker.sh as root on Debian)"
@@ -51,6 +70,42 @@ START_HINT = "start one (Docker Desktop, 'sudo systemctl start docker', or scrip
 class ExecResult:
     exit_code: int
     output: str
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Something the harness created on the engine, found by its labels."""
+
+    kind: str  # "container", "volume" or "network"
+    id: str
+    labels: Mapping[str, str]
+
+    @property
+    def owner_alive(self) -> bool:
+        """Whether the process that created it may still be running.
+
+        Unlabeled owners (resources older than the owner labels) count as gone;
+        owners on another host count as alive (their pid cannot be checked here).
+        """
+        pid, host = self.labels.get(LABEL_PID, ""), self.labels.get(LABEL_HOST, "")
+        if not pid.isdigit():
+            return False  # made before owners were labeled: nobody to wait for
+        return host != socket.gethostname() or pid_alive(int(pid))
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_labels(role: str) -> dict[str, str]:
+    """The labels of everything this process creates: managed, run id, role, owner."""
+    return {LABEL_MANAGED: "true", LABEL_RUN: RUN_ID, LABEL_ROLE: role, LABEL_PID: str(os.getpid()), LABEL_HOST: socket.gethostname()}
 
 
 def context_files(context: Path, dockerfile: Path) -> list[str]:
@@ -131,6 +186,7 @@ class Engine:
         """Build and tag an image; return its ID. Raises BuildError with the log tail."""
         log: list[str] = []
         image_id = None
+        stream = None
         try:
             stream = self.client.api.build(
                 path=str(context),
@@ -157,11 +213,25 @@ class Engine:
                     raise BuildError(f"image build failed: {_build_failure(log, message)}", evidence=tail("\n".join(log), 40))
                 elif "aux" in chunk and "ID" in chunk["aux"]:
                     image_id = chunk["aux"]["ID"]
-        except (requests.exceptions.RequestException, docker.errors.APIError) as exc:
+        except docker.errors.APIError as exc:
+            # The engine answered, and refused: a Dockerfile it cannot parse, a bad build argument.
+            explanation = str(exc.explanation or exc).strip()
+            raise BuildError(
+                f"image build failed: the engine refused it ({explanation.splitlines()[0][:240] if explanation else exc.status_code}); fix {os.path.relpath(dockerfile, context)}",
+                evidence=tail("\n".join([*log, explanation]), 40),
+            ) from None
+        except requests.exceptions.RequestException as exc:
             raise BuildError(
                 f"image build failed: the engine did not complete it ({str(exc).splitlines()[0][:200]}); {START_HINT}",
                 evidence=tail("\n".join(log), 40),
             ) from None
+        finally:
+            # Closing the stream drops the last reference to the HTTP response, so the
+            # connection closes now, also on Ctrl-C: the engine then cancels the build
+            # and (forcerm) removes its intermediate container.
+            if stream is not None:
+                with contextlib.suppress(Exception):
+                    stream.close()
         if image_id is None:
             image_id = self.image_id(tag)
         if image_id is None:
@@ -190,36 +260,158 @@ class Engine:
         env: Mapping[str, str] | None = None,
         mem_limit: str | None = None,
         network: str = "none",
+        writable: str | None = None,
     ) -> Iterator["Container"]:
-        """A started, labeled container idling until removed on exit (whatever happens)."""
-        labels = {LABEL_MANAGED: "true", LABEL_RUN: RUN_ID, LABEL_ROLE: role}
+        """A started, labeled container idling until removed on exit (whatever happens).
+
+        With `writable` (an absolute path) the container is locked down: read-only
+        root filesystem, no capabilities, no privilege gain; a labeled volume
+        mounted at `writable` is the only place it can write, and it is removed
+        with the container. (A volume, not a tmpfs: the engine can copy files
+        out of a volume, not out of a tmpfs.)
+        """
+        labels = run_labels(role)
         kwargs: dict = {"labels": labels, "network": network}
         if mem_limit:
             kwargs["mem_limit"] = mem_limit
             kwargs["memswap_limit"] = mem_limit  # no swap: a memory limit must really bite
+        volume = None
+        if writable:
+            try:
+                volume = self.client.volumes.create(name=f"mlrepro-{RUN_ID}-{uuid.uuid4().hex[:8]}", labels=labels)
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                raise EngineError(f"could not create a volume for {writable} ({str(exc).splitlines()[0][:200]}); {START_HINT}") from None
+            kwargs.update(read_only=True, cap_drop=["ALL"], security_opt=["no-new-privileges"])
         tc = DockerContainer(image, command=["sleep", "infinity"], env=dict(env or {})).with_kwargs(**kwargs)
+        if volume is not None:
+            tc.with_volume_mapping(volume.name, writable, mode="rw")
         try:
-            tc.start()
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            _quiet_stop(tc)
-            raise EngineError(f"could not start a container from {image} ({str(exc).splitlines()[0][:200]}); check the image and the engine") from None
-        try:
+            try:
+                tc.start()
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                raise EngineError(f"could not start a container from {image} ({str(exc).splitlines()[0][:200]}); check the image and the engine") from None
             yield Container(tc.get_wrapped_container())
         finally:
             _quiet_stop(tc)
+            if volume is not None:
+                _remove_volume(volume)
 
-    def leftovers(self) -> list[str]:
-        """IDs of containers labeled by the harness (any run) still on the engine."""
-        found = self.client.containers.list(all=True, filters={"label": f"{LABEL_MANAGED}=true"})
-        return [c.id for c in found]
+    def managed_resources(self, run_id: str | None = None) -> list[Resource]:
+        """Containers, volumes and networks labeled by the harness (any run, or `run_id`'s)."""
+        labels = [f"{LABEL_MANAGED}=true"] + ([f"{LABEL_RUN}={run_id}"] if run_id else [])
+        try:
+            found = [Resource("container", c.id, c.labels) for c in self.client.containers.list(all=True, filters={"label": labels})]
+            found += [Resource("volume", v.name, v.attrs.get("Labels") or {}) for v in self.client.volumes.list(filters={"label": labels})]
+            found += [Resource("network", n.id, n.attrs.get("Labels") or {}) for n in self.client.networks.list(filters={"label": labels})]
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineError(f"could not list the harness's resources ({str(exc).splitlines()[0][:200]}); {START_HINT}") from None
+        return found
 
-    def remove_leftovers(self) -> int:
-        removed = 0
-        for cid in self.leftovers():
-            with contextlib.suppress(docker.errors.NotFound):
-                self.client.containers.get(cid).remove(force=True, v=True)
-                removed += 1
-        return removed
+    def leftovers(self, run_id: str | None = None) -> list[str]:
+        """IDs of containers, volumes and networks labeled by the harness (any run, or `run_id`'s) still on the engine."""
+        return [r.id for r in self.managed_resources(run_id)]
+
+    def remove_leftovers(self, *, include_live: bool = False, run_id: str | None = None) -> dict[str, int]:
+        """Remove what runs left behind: by default only what processes no longer running made.
+
+        Returns counts by kind, plus "skipped" for resources of runs still in
+        progress (kept unless `include_live`: removing them would break those runs).
+        `run_id` limits it to one run (this process's own, on an interrupt).
+        """
+        counts = {"container": 0, "volume": 0, "network": 0, "skipped": 0}
+        # Containers first: a volume or network in use cannot be removed.
+        for res in sorted(self.managed_resources(run_id), key=lambda r: ("container", "network", "volume").index(r.kind)):
+            if res.owner_alive and not include_live:
+                counts["skipped"] += 1
+                continue
+            getter = {"container": self.client.containers, "volume": self.client.volumes, "network": self.client.networks}[res.kind]
+            try:
+                item = getter.get(res.id)
+                if res.kind == "container":
+                    item.remove(force=True, v=True)
+                elif res.kind == "volume":
+                    item.remove(force=True)
+                else:
+                    item.remove()
+            except docker.errors.NotFound:
+                continue
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                raise EngineError(f"could not remove {res.kind} {res.id[:12]} ({str(exc).splitlines()[0][:200]}); retry 'mlrepro clean'") from None
+            counts[res.kind] += 1
+        return counts
+
+    # Registries (mlrepro release) ---------------------------------------------
+
+    def push(self, ref: str, *, auth_config: Mapping[str, str] | None = None,
+             on_layer: Callable[["LayerProgress"], None] = lambda event: None, secrets: tuple[str, ...] = ()) -> str:
+        """Push `ref` (REGISTRY/REPOSITORY:TAG); return the manifest digest the registry stored.
+
+        Every line of the stream is scanned (`scan_registry_stream`): the engine
+        reports a failed push as an `errorDetail` line inside an HTTP 200
+        stream, and the digest only in the final `aux` line. `auth_config` is
+        sent with this request only (nothing is written to a docker config).
+        """
+        repository, tag = _split_tag(ref)
+        try:
+            stream = self.client.api.push(repository, tag=tag, stream=True, decode=True,
+                                          auth_config=dict(auth_config) if auth_config else None)
+            outcome = scan_registry_stream(stream, action=f"push of {ref}", on_layer=on_layer, secrets=secrets)
+        except (requests.exceptions.RequestException, docker.errors.APIError) as exc:
+            raise EngineError(f"the engine failed during the push of {ref} ({_redacted_first(exc, secrets)}); {START_HINT}") from None
+        if not outcome.digest:
+            from harness.registry import PushError
+
+            raise PushError(f"the push of {ref} ended without a digest (no final aux line); nothing can be claimed as released, retry the push",
+                            evidence=tail("\n".join(outcome.lines), 40))
+        return outcome.digest
+
+    def pull(self, ref: str, *, auth_config: Mapping[str, str] | None = None,
+             on_layer: Callable[["LayerProgress"], None] = lambda event: None, secrets: tuple[str, ...] = ()) -> str:
+        """Pull `ref` (a tag or REPOSITORY@sha256:...), scanning the stream for errors; return the image ID."""
+        repository, sep, digest = ref.partition("@")
+        if not sep:
+            repository, digest = _split_tag(ref)
+        try:
+            stream = self.client.api.pull(repository, tag=digest, stream=True, decode=True,
+                                          auth_config=dict(auth_config) if auth_config else None)
+            scan_registry_stream(stream, action=f"pull of {ref}", on_layer=on_layer, secrets=secrets)
+        except (requests.exceptions.RequestException, docker.errors.APIError) as exc:
+            raise EngineError(f"the engine failed during the pull of {ref} ({_redacted_first(exc, secrets)}); {START_HINT}") from None
+        image_id = self.image_id(ref)
+        if image_id is None:
+            raise EngineError(f"the pull of {ref} reported success but the engine has no such image; retry the pull")
+        return image_id
+
+    def untag(self, ref: str) -> bool:
+        """Remove the name `ref` (tag or digest reference), never the image: False when it is the image's only name."""
+        try:
+            attrs = self.client.images.get(ref).attrs
+        except docker.errors.ImageNotFound:
+            return False
+        names = [*(attrs.get("RepoTags") or []), *(attrs.get("RepoDigests") or [])]
+        if not [name for name in names if name != ref]:
+            return False
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            self.client.api.remove_image(ref, noprune=True)
+        return True
+
+    def registry_credentials(self, registry: str) -> tuple[str, str] | None:
+        """(user, password) the user's docker config holds for `registry` (credential helpers included), or None.
+
+        An identity token comes back as ("<token>", token), docker's own convention.
+        """
+        import docker.auth
+
+        try:
+            found = docker.auth.load_config().resolve_authconfig(registry)
+        except docker.errors.DockerException:
+            return None
+        if not found:
+            return None
+        if found.get("IdentityToken"):
+            return ("<token>", found["IdentityToken"])
+        user, password = found.get("Username") or found.get("username"), found.get("Password") or found.get("password")
+        return (user, password) if user and password else None
 
 
 def _build_failure(log: list[str], engine_message: str) -> str:
@@ -228,6 +420,24 @@ def _build_failure(log: list[str], engine_message: str) -> str:
         if line.strip().lower().startswith("error:"):
             return line.strip()[6:].strip()[:300]
     return (engine_message.strip().splitlines() or ["no message"])[-1][:300] + "; the build log tail follows"
+
+
+def _remove_volume(volume, patience: float = 15) -> None:  # noqa: ANN001
+    # The container may still be going (an interrupt removes it from another thread):
+    # a volume in use cannot be removed, so retry for a while. Never raises.
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            volume.remove(force=True)
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409 or time.monotonic() > deadline:
+                return
+        except Exception:  # the engine is gone: `mlrepro clean` removes it later
+            return
+        time.sleep(0.2)
 
 
 def _quiet_stop(tc: DockerContainer) -> None:
@@ -253,6 +463,8 @@ class Container:
         gid_n = int(gid) if gid.isdigit() else uid_n
         buf = io.BytesIO()
         root = PurePosixPath(dest)
+        # A read-only container accepts files only into a mounted volume, at its mount point exactly.
+        into_mount = str(root) in {m.get("Destination") for m in self.raw.attrs.get("Mounts") or ()}
         with tarfile.open(fileobj=buf, mode="w") as tar:
             made: set[str] = set()
 
@@ -265,7 +477,7 @@ class Container:
                     info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, uid_n, gid_n
                     tar.addfile(info)
 
-            rel_root = PurePosixPath(root.name)
+            rel_root = PurePosixPath(".") if into_mount else PurePosixPath(root.name)
             add_dir(rel_root)
             for d in dirs:
                 add_dir(rel_root / d)
@@ -275,7 +487,11 @@ class Container:
                 info = tarfile.TarInfo(str(path))
                 info.size, info.mode, info.uid, info.gid = len(data), 0o644, uid_n, gid_n
                 tar.addfile(info, io.BytesIO(data))
-        if not self.raw.put_archive(str(root.parent), buf.getvalue()):
+        try:
+            copied = self.raw.put_archive(str(root if into_mount else root.parent), buf.getvalue())
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineError(f"could not copy files into the container at {dest} ({str(exc).splitlines()[0][:200]}); check the engine") from None
+        if not copied:
             raise EngineError(f"could not copy files into the container at {dest}")
 
     def get_dir(self, path: str) -> dict[str, bytes]:
@@ -318,6 +534,236 @@ class Container:
         if "error" in result:
             exc = result["error"]
             raise EngineError(
-                f"the engine failed while running step {step or command[0]} ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}); {START_HINT}"
+                f"the engine failed while running step {step or command[0]} ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}); "
+                "once it answers again (restart Docker, or scripts/ensure-docker.sh as root on Debian), run 'mlrepro clean' to remove what this run left on it"
             ) from None
         return result["value"]
+
+    def kill_reason(self, since: float) -> str:
+        """Why a process in this container got SIGKILL after `since` (time.time()): evidence for the message."""
+        try:
+            events = self.raw.client.events(since=since, until=time.time(), decode=True,
+                                            filters={"container": self.raw.id, "event": "oom"})
+            if any(True for _ in events):
+                limit = self.raw.attrs.get("HostConfig", {}).get("Memory") or 0
+                return f"killed: out of memory (the container's limit is {limit // 2**20} MiB; raise run.mem_limit or use less memory)" if limit else "killed: out of memory"
+            # A container killed from outside takes a moment to be reported stopped.
+            with contextlib.suppress(requests.exceptions.RequestException):
+                self.raw.wait(timeout=2)
+            self.raw.reload()
+            state = self.raw.attrs.get("State", {})
+        except docker.errors.NotFound:
+            return "killed: the container was removed while the step ran"
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return "killed: the engine stopped answering"
+        if not state.get("Running"):
+            return f"killed: the container stopped while the step ran (exit {state.get('ExitCode')}; killed from outside or by the engine)"
+        return "killed by SIGKILL"
+
+    def exec_stream(self, command: list[str], *, env: Mapping[str, str] | None = None, workdir: str | None = None) -> "ExecStream":
+        """Start `command` with stdin/stdout/stderr attached (a long-lived worker); see ExecStream."""
+        api = self.raw.client.api
+        try:
+            exec_id = api.exec_create(self.raw.id, command, stdin=True, stdout=True, stderr=True, tty=False,
+                                      environment=dict(env or {}), workdir=workdir)["Id"]
+            sock = api.exec_start(exec_id, socket=True)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineError(f"could not start {command[0]} in the container ({str(exc).splitlines()[0][:200]}); {START_HINT}") from None
+        return ExecStream(api, exec_id, sock)
+
+
+class ExecStream:
+    """A process running in a container with its stdin/stdout/stderr attached (no tty).
+
+    docker multiplexes both output streams on one socket, each chunk framed
+    by 8 bytes (stream type 1 = stdout / 2 = stderr, three zero bytes,
+    big-endian uint32 length). `readline` reads and demultiplexes in the
+    caller's thread (no reader thread: a request/response worker answers
+    faster without the hand-off); stderr is collected into `stderr` as it
+    passes, for evidence. `close()` half-closes the socket, which the engine
+    turns into EOF on the process's stdin, then drains the output for a
+    moment so the process can exit by itself.
+    """
+
+    def __init__(self, api, exec_id: str, sock) -> None:
+        self._api, self.exec_id, self._wrapper = api, exec_id, sock
+        self._sock = sock._sock  # the raw socket under docker-py's SocketIO wrapper
+        self._sock.setblocking(True)
+        self._frames = b""  # received, not yet demultiplexed
+        self._stdout = bytearray()  # demultiplexed stdout not yet returned as lines
+        self._stderr = bytearray()
+        self._eof = False
+        self._closed = False
+
+    @property
+    def stderr(self) -> str:
+        return self._stderr.decode("utf-8", "replace")
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._sock.sendall(data)
+        except OSError as exc:
+            raise BrokenPipeError(f"the process in the container no longer reads its stdin ({exc})") from None
+
+    def _demux(self) -> None:
+        frames = self._frames
+        pos = 0
+        while len(frames) - pos >= 8:
+            size = int.from_bytes(frames[pos + 4 : pos + 8], "big")
+            if len(frames) - pos - 8 < size:
+                break
+            target = self._stderr if frames[pos] == 2 else self._stdout
+            target += frames[pos + 8 : pos + 8 + size]
+            pos += 8 + size
+        self._frames = frames[pos:]
+
+    def _receive(self, timeout: float | None) -> bool:
+        """Read what the socket has (waiting up to `timeout`); False on timeout."""
+        if self._eof:
+            return True
+        ready, _, _ = select.select([self._sock], [], [], timeout)
+        if not ready:
+            return False
+        try:
+            chunk = self._sock.recv(262144)
+        except OSError:
+            chunk = b""
+        if chunk:
+            self._frames += chunk
+            self._demux()
+        else:
+            self._eof = True
+        return True
+
+    def readline(self, timeout: float) -> bytes:
+        """The next stdout line (with its newline); b"" once stdout has ended; TimeoutError past `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            end = self._stdout.find(b"\n")
+            if end >= 0:
+                line = bytes(self._stdout[: end + 1])
+                del self._stdout[: end + 1]
+                return line
+            if self._eof or self._closed:
+                line = bytes(self._stdout)
+                self._stdout.clear()
+                return line
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._receive(left):
+                raise TimeoutError(f"no output line within {timeout:g} s")
+
+    def exit_code(self) -> int | None:
+        """The process's exit code, or None while it runs (or when the engine cannot tell)."""
+        try:
+            info = self._api.exec_inspect(self.exec_id)
+        except Exception:  # the container is gone: no exit code to be had
+            return None
+        return None if info.get("Running") else info.get("ExitCode")
+
+    def close(self, timeout: float = 5.0) -> None:
+        """EOF on stdin, let the output end (up to `timeout`, stderr still collected), drop the connection."""
+        if self._closed:
+            return
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(OSError, ValueError):
+            while not self._eof and (left := deadline - time.monotonic()) > 0:
+                self._receive(left)
+        self._closed = True
+        with contextlib.suppress(Exception):
+            self._wrapper.close()
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+
+# Registry streams (push, pull) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerProgress:
+    """One progress line of a push or pull: a layer's status and, while moving, bytes done of total."""
+
+    layer: str
+    status: str
+    current: int | None = None
+    total: int | None = None
+
+
+@dataclass(frozen=True)
+class StreamOutcome:
+    digest: str | None
+    lines: tuple[str, ...]
+
+
+_STREAM_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
+# How the engine words a registry's refusal / absence in a stream's error line (distribution, ACR, ECR, Docker Hub).
+_AUTH_FAILURES = ("unauthorized", "authentication required", "denied: requested access", "no basic auth credentials",
+                  "incorrect username or password")
+_UNREACHABLE = ("connection refused", "no such host", "i/o timeout", "connection reset", "dial tcp", "server misbehaving")
+
+
+def scan_registry_stream(chunks: Iterable[Mapping], *, action: str, on_layer: Callable[[LayerProgress], None] = lambda e: None,
+                         secrets: tuple[str, ...] = ()) -> StreamOutcome:
+    """Pure: read a push/pull stream to its end; raise on the first error line, else the digest it reported.
+
+    The engine answers HTTP 200 and reports failure as a line with `error` /
+    `errorDetail`, so every line is looked at. The digest is taken from the
+    final `aux` line (the `TAG: digest: ... size: N` status line as fallback).
+    Errors are classified: credentials refused -> RegistryAuthError, nothing
+    answering -> RegistryUnreachable, anything else -> PushError; the
+    (redacted) stream tail travels as evidence.
+    """
+    from harness.registry import PushError, RegistryAuthError, RegistryUnreachable, redact
+
+    lines: list[str] = []
+    digest = None
+    status_digest = None
+    for chunk in chunks:
+        if not isinstance(chunk, Mapping):
+            continue
+        if "error" in chunk or "errorDetail" in chunk:
+            detail = chunk.get("errorDetail") or {}
+            message = redact(str(chunk.get("error") or detail.get("message") or "unknown error").strip(), secrets)
+            lines.append(f"error: {message}")
+            evidence = tail("\n".join(lines), 40)
+            lowered = message.lower()
+            if any(word in lowered for word in _AUTH_FAILURES):
+                raise RegistryAuthError(f"{action} failed: the registry refused the credentials ({message[:300]}); "
+                                        "check the user name and password or token, and its push permission", evidence=evidence)
+            if any(word in lowered for word in _UNREACHABLE):
+                raise RegistryUnreachable(f"{action} failed: the registry does not answer ({message[:300]}); check the registry address, or start it",
+                                          evidence=evidence)
+            raise PushError(f"{action} failed ({message[:300]}); nothing was released, fix the cause and retry", evidence=evidence)
+        aux = chunk.get("aux")
+        if isinstance(aux, Mapping) and aux.get("Digest"):
+            digest = str(aux["Digest"])
+            continue
+        status = str(chunk.get("status", ""))
+        layer = chunk.get("id")
+        if layer and status:
+            progress = chunk.get("progressDetail") or {}
+            on_layer(LayerProgress(str(layer), status, progress.get("current"), progress.get("total")))
+            if status not in ("Pushing", "Downloading", "Extracting"):  # the per-chunk lines would drown the evidence
+                lines.append(f"{layer}: {status}")
+        elif status:
+            lines.append(redact(status, secrets))
+            found = _STREAM_DIGEST.search(status) or (re.match(r"Digest: (sha256:[0-9a-f]{64})", status))
+            if found:
+                status_digest = found.group(1)
+    return StreamOutcome(digest or status_digest, tuple(lines))
+
+
+def _split_tag(ref: str) -> tuple[str, str]:
+    """REGISTRY[:PORT]/REPOSITORY:TAG -> (REGISTRY[:PORT]/REPOSITORY, TAG); the registry's port is not a tag."""
+    repository, sep, tag = ref.rpartition(":")
+    if not sep or "/" in tag:
+        raise ValueError(f"ref={ref!r}: expected REPOSITORY:TAG")
+    return repository, tag
+
+
+def _redacted_first(exc: BaseException, secrets: tuple[str, ...]) -> str:
+    from harness.registry import redact
+
+    text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    return redact(text, secrets)

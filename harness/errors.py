@@ -10,7 +10,14 @@ Tree (each class says what to do about it in its docstring)::
     ├── LockError                requirements.txt / requirements.in unusable
     ├── BuildError               the image build failed (carries the log tail)
     ├── StepError                a train/predict step failed (carries its logs)
-    └── InterruptedRun           SIGINT/SIGTERM during a run (cleaned up)
+    │   └── worker.WorkerError   a persistent prediction worker died (carries its stderr)
+    ├── InterruptedRun           SIGINT/SIGTERM during a run (cleaned up)
+    ├── registry.RegistryError   a registry refused or failed us
+    │   ├── RegistryUnreachable, RegistryAuthError, PushError
+    └── release.ReleaseRefused   a release policy said no (unverified image, dirty tree, ...)
+        └── TagCollision         the remote tag names another image
+
+The subclasses that live beside the code raising them are listed by module.
 
 Drift is not an error: it is a result (a Report), mapped to exit 1 by the CLI.
 Messages are one line: what was expected, what was found, what to do. The

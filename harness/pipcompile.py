@@ -76,7 +76,6 @@ import platform
 import re
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -660,8 +659,9 @@ class HostResolver:
             raise LockError(f"--resolver host cannot lock for the image: {reason}; use the default container resolver (drop --resolver host)")
 
     def compile(self, files: Mapping[str, bytes], *, src: str, output: str, options: CompileOptions) -> CompileRun:
-        with tempfile.TemporaryDirectory(prefix="mlrepro-lock-") as tmp:
-            work = Path(tmp)
+        from harness.runner import scratch_dir  # lazily: --check must not need docker's imports
+
+        with scratch_dir("lock") as work:
             for name, data in files.items():
                 (work / name).parent.mkdir(parents=True, exist_ok=True)
                 (work / name).write_bytes(data)
@@ -790,8 +790,10 @@ def container_resolver(engine: "Engine", image: str, target: Target, *, environ:
         files["host-ca.crt"] = bundle.read_bytes()
         env["PIP_CERT"] = f"{root}/host-ca.crt"
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="mlrepro-pip-tools-") as tmp:
-        for wheel in fetch_tool_wheels(Path(tmp), target, environ=environ):
+    from harness.runner import scratch_dir
+
+    with scratch_dir("pip-tools") as tmp:
+        for wheel in fetch_tool_wheels(tmp, target, environ=environ):
             files[f"tools/{wheel.name}"] = wheel.read_bytes()
     pip_version, tools_version = importlib_metadata.version("pip"), importlib_metadata.version("pip-tools")
     with engine.container(image, role="lock", env=env, network="bridge") as container:

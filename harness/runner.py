@@ -18,13 +18,14 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
 from harness import probe as probe_module
 from harness.config import Config, Step
-from harness.engine import Engine
+from harness.engine import RUN_ID, Engine, pid_alive
 from harness.errors import EngineError, MlreproError, StepError, tail
 
 PROBE_SOURCE = Path(probe_module.__file__).read_bytes()
@@ -67,17 +68,19 @@ def _parse_probe(where: str, output: str) -> Mapping:
                         where=where, step="probe", exit_code_seen=None, evidence=tail(output)) from None
 
 
-def _step_failed(where: str, step: Step, code: int, output: str) -> StepError:
+def _step_failed(where: str, step: Step, code: int, output: str, killed: str = "") -> StepError:
     last = tail(output, 1) or "no output"
-    why = "killed (out of memory or SIGKILL)" if code in (137, -9) else f"exit {code}"
-    return StepError(f"step '{step.name}' failed in the {where} ({why}): {last[:240]}", where=where, step=step.name,
+    why = (killed or "killed (out of memory or SIGKILL)") if code in (137, -9) else f"exit {code}"
+    place = "on the host" if where == "host" else f"in the {where}"
+    return StepError(f"step '{step.name}' failed {place} ({why}): {last[:240]}", where=where, step=step.name,
                      exit_code_seen=code, evidence=tail(output, 40))
 
 
 def run_in_image(engine: Engine, config: Config, image: str, *, progress: Callable[[str], None] = print) -> RunResult:
     wd = config.run.workdir_in_image
     out, inputs = f"{wd}/out", f"{wd}/in"
-    with engine.container(image, role="verify", env=forwarded_env(config), mem_limit=config.run.mem_limit) as box:
+    # Read-only root filesystem: the steps can write only under the workdir (a volume).
+    with engine.container(image, role="verify", env=forwarded_env(config), mem_limit=config.run.mem_limit, writable=wd) as box:
         files = {"probe.py": PROBE_SOURCE, **{f"in/{p.name}": p.read_bytes() for p in config.inputs}}
         box.put_files(wd, files, dirs=("out",))
         result = box.exec(["python", f"{wd}/probe.py", *_probe_args(config)], timeout=120, step="probe")
@@ -87,11 +90,22 @@ def run_in_image(engine: Engine, config: Config, image: str, *, progress: Callab
         logs: dict[str, str] = {}
         for step in config.steps:
             progress(f"image: {step.name}")
+            started = time.time()
             result = box.exec(expand(step.command, out=out, inputs=inputs, python="python"), timeout=step.timeout, step=step.name)
             logs[step.name] = result.output
             if result.exit_code != 0:
-                raise _step_failed("image", step, result.exit_code, result.output)
+                killed = box.kill_reason(started - 1) if result.exit_code == 137 else ""
+                raise _step_failed("image", step, result.exit_code, result.output, killed)
         return RunResult("image", probe, box.get_dir(out), logs)
+
+
+#: Set in the environment of every host step: its run id and owning process, so
+#: `mlrepro clean` can find (in /proc) a step whose run was killed and stop it.
+OWNER_ENV = "MLREPRO_OWNER"
+
+
+def owner_value() -> str:
+    return f"{RUN_ID}:{os.getpid()}"
 
 
 class HostProcesses:
@@ -102,7 +116,8 @@ class HostProcesses:
         self._lock = threading.Lock()
 
     def run(self, cmd: list[str], *, cwd: Path, env: Mapping[str, str], timeout: float) -> tuple[int | None, str]:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env = {**env, OWNER_ENV: owner_value()}
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, start_new_session=True)
         with self._lock:
             self._procs.add(proc)
@@ -132,15 +147,94 @@ class HostProcesses:
 HOST_PROCESSES = HostProcesses()
 
 
+TEMP_PREFIX = "mlrepro-"
+
+
+def run_tempdir(kind: str) -> Path:
+    """A new temporary directory named after this run and process (`mlrepro-<run id>-<pid>-<kind>-...`).
+
+    The name is its label: `mlrepro clean` recognises one that a killed run
+    left behind (its process no longer exists) and removes it.
+    """
+    try:
+        return Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{RUN_ID}-{os.getpid()}-{kind}-"))
+    except OSError as exc:
+        raise MlreproError(f"cannot create a temporary directory in {tempfile.gettempdir()}: {exc.strerror or exc}; "
+                           "free space there or point TMPDIR at a writable directory") from None
+
+
+@contextlib.contextmanager
+def scratch_dir(kind: str):
+    """`run_tempdir` as a context manager: removed on exit, whatever happens."""
+    path = run_tempdir(kind)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def run_tempdirs(run_id: str | None = None, *, include_live: bool = True) -> list[Path]:
+    """Temporary directories made by `run_tempdir` (any run, or `run_id`'s), by default also of live processes."""
+    found = []
+    for path in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}{run_id or '*'}-*-*-*"):
+        parts = path.name[len(TEMP_PREFIX):].split("-")  # run id, pid, kind, random
+        pid = int(parts[1]) if parts[1].isdigit() else None
+        if path.is_dir() and pid is not None and (include_live or not pid_alive(pid)):
+            found.append(path)
+    return sorted(found)
+
+
+def run_processes(run_id: str | None = None, *, include_live: bool = True) -> list[int]:
+    """Host step processes (any run, or `run_id`'s) found by their OWNER_ENV; Linux (/proc) only."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:  # gone, or not ours to read
+            continue
+        marker = next((v[len(OWNER_ENV) + 1:].decode(errors="replace") for v in environ if v.startswith(OWNER_ENV.encode() + b"=")), None)
+        if marker is None or ":" not in marker:
+            continue
+        owner_run, _, owner_pid = marker.rpartition(":")
+        if run_id not in (None, owner_run) or not owner_pid.isdigit():
+            continue
+        if include_live or not pid_alive(int(owner_pid)):
+            found.append(int(proc.name))
+    return sorted(found)
+
+
+def stop_stale_processes(*, include_live: bool = False) -> int:
+    """Kill the host steps whose run no longer exists (each is its own process group)."""
+    pids = [pid for pid in run_processes(include_live=include_live) if pid != os.getpid()]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    return len(pids)
+
+
+def remove_stale_tempdirs(*, include_live: bool = False) -> int:
+    """Remove the temporary directories of runs whose process no longer exists (or all, with `include_live`)."""
+    stale = run_tempdirs(include_live=include_live)
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(stale)
+
+
 def run_on_host(config: Config, python: str, *, progress: Callable[[str], None] = print) -> RunResult:
-    tmp = Path(tempfile.mkdtemp(prefix="mlrepro-host-"))
+    tmp = run_tempdir("host")
     try:
         out, inputs = tmp / "out", tmp / "in"
-        out.mkdir()
-        inputs.mkdir()
-        for p in config.inputs:
-            shutil.copyfile(p, inputs / p.name)
-        (tmp / "probe.py").write_bytes(PROBE_SOURCE)
+        try:
+            out.mkdir()
+            inputs.mkdir()
+            for p in config.inputs:
+                shutil.copyfile(p, inputs / p.name)
+            (tmp / "probe.py").write_bytes(PROBE_SOURCE)
+        except OSError as exc:
+            raise MlreproError(f"cannot prepare the host run in {tmp.parent}: {exc.strerror or exc}; "
+                               "free space there or point TMPDIR at a writable directory") from None
         env = {**os.environ, **forwarded_env(config)}
         code, output = HOST_PROCESSES.run([python, str(tmp / "probe.py"), *_probe_args(config)], cwd=config.host.workdir, env=env, timeout=120)
         if code != 0:

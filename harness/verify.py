@@ -6,6 +6,7 @@ usable alone (the pytest plugin's fixtures call them one by one).
 
 from __future__ import annotations
 
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
@@ -28,34 +29,30 @@ def prepare(config: Config, engine: Engine, *, progress: Callable[[str], None] =
     return lock, ensure_image(engine, config, lock, progress=progress, no_cache=no_cache)
 
 
-def run_both(config: Config, engine: Engine, image: ImageInfo, *, progress: Callable[[str], None] = print) -> tuple[RunResult, RunResult]:
+def run_both(config: Config, engine: Engine, image: ImageInfo, *, progress: Callable[[str], None] = print,
+             python: str | None = None, host_progress: Callable[[str], None] | None = None) -> tuple[RunResult, RunResult]:
     """Run the steps in the image and on the host at the same time.
 
-    On any failure or interrupt, whatever still runs on the other side is
-    killed before the error propagates: nothing is left behind.
+    `python` overrides the configured host interpreter (the demo's drifted
+    venv); `host_progress` the host side's progress lines. On any failure or
+    interrupt, whatever still runs on the other side is killed before the
+    error propagates: nothing is left behind.
     """
-    python = host_python(config, progress=progress)
+    python = python or host_python(config, progress=progress)
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlrepro-run")
     try:
         in_image = pool.submit(run_in_image, engine, config, image.tag, progress=progress)
-        on_host = pool.submit(run_on_host, config, python, progress=progress)
+        on_host = pool.submit(run_on_host, config, python, progress=host_progress or progress)
         return in_image.result(), on_host.result()
     except BaseException as exc:
         HOST_PROCESSES.kill_all()
-        _kill_run_containers(engine)
+        with contextlib.suppress(Exception):  # best effort: each container's own context manager removes it too
+            engine.remove_leftovers(run_id=RUN_ID, include_live=True)
         if isinstance(exc, KeyboardInterrupt):
             raise InterruptedRun("interrupted; the containers and host processes of this run were removed") from None
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _kill_run_containers(engine: Engine) -> None:
-    try:
-        for c in engine.client.containers.list(all=True, filters={"label": f"io.mlrepro.run={RUN_ID}"}):
-            c.remove(force=True, v=True)
-    except Exception:  # best effort: the container's own context manager also removes it
-        pass
 
 
 def compare_runs(config: Config, lock: Lock, image: ImageInfo, image_run: RunResult, host_run: RunResult) -> Report:

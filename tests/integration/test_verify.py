@@ -92,7 +92,3 @@ def test_repeated_verifications_are_identical(other_project):
         reports.append((other_project / f"r{i}.json").read_text())
     assert reports[0] == reports[1] == reports[2]
     assert str(other_project) not in reports[0]
-
-
-def test_no_labeled_container_survives(engine):
-    assert engine.leftovers() == []
