@@ -117,3 +117,45 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
                 for step, log in run.logs.items():
                     report.sections.append((f"mlrepro {run.where} log: {step}", log[-4000:] or "(no output)"))
     return report
+
+
+# Persistent prediction workers ([tool.mlrepro.worker]), for property-based parity tests.
+
+_WORKERS_KEY = pytest.StashKey[tuple]()
+
+
+@pytest.fixture(scope="session")
+def mlrepro_worker_sides(request: pytest.FixtureRequest, mlrepro_config, mlrepro_engine, mlrepro_image):
+    """(ContainerWorker, HostWorker), both started (setup steps run, worker ready); removed at session end."""
+    if mlrepro_config.worker is None:
+        pytest.skip("no [tool.mlrepro.worker] in the configuration: add command, setup and schema to run worker parity tests")
+    from harness.worker import ContainerWorker, HostWorker, started_together
+
+    sides = (ContainerWorker(mlrepro_engine, mlrepro_config, mlrepro_image[1].tag), HostWorker(mlrepro_config))
+    request.config.stash[_WORKERS_KEY] = sides
+    with started_together(*sides):
+        yield sides
+
+
+@pytest.fixture(scope="session")
+def mlrepro_workers(mlrepro_worker_sides):
+    """(container Worker, host Worker): send the same rows to both (`harness.worker.ask_both`) and compare."""
+    return tuple(side.worker for side in mlrepro_worker_sides)
+
+
+@pytest.fixture(scope="session")
+def mlrepro_schema(mlrepro_config, mlrepro_worker_sides):
+    """The feature schema ([{"name", "min", "max"}]) from the host side's setup output, per `worker.schema`."""
+    from harness.worker import read_schema
+
+    return read_schema(mlrepro_worker_sides[1].out_dir, mlrepro_config.worker.schema)
+
+
+@pytest.hookimpl(wrapper=True, specname="pytest_runtest_makereport")  # a second implementation, beside the one above
+def pytest_runtest_makereport_worker_logs(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.failed and report.when == "call" and "mlrepro_workers" in getattr(item, "fixturenames", ()):
+        for side in item.config.stash.get(_WORKERS_KEY, ()):
+            if side.worker is not None:
+                report.sections.append((f"mlrepro {side.where} worker stderr", side.worker.stderr[-4000:] or "(no output)"))
+    return report
