@@ -9,11 +9,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export TESTCONTAINERS_RYUK_DISABLED := true
 
-.PHONY: verify test engine base-image bench clean help
+.PHONY: verify test demo engine base-image bench clean help
 
 help:
 	@echo "make verify   build the image, verify container == host == lock, print the report (out/report.json)"
 	@echo "make test     run the test suite (unit, Docker integration, plugin)"
+	@echo "make demo     show what other library versions do to the same code"
 	@echo "make bench    run the benchmarks (on demand; results in the README)"
 
 # The venv holds the harness and the lock: the lock first, with hashes, so the
@@ -42,9 +43,14 @@ verify: base-image
 	$(BIN)/mlrepro verify --json out/report.json
 
 # The lock gate first: a stale lock fails fast with a message naming `mlrepro lock`.
+# The release tests push to a real local registry (Debian's docker-registry).
 test: base-image
+	@scripts/ensure-registry-tools.sh
 	$(BIN)/mlrepro lock --check
 	$(BIN)/python -m pytest
+
+demo: base-image
+	$(BIN)/mlrepro demo
 
 bench: base-image
 	$(BIN)/python benchmarks/run.py

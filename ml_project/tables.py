@@ -209,6 +209,11 @@ def _parse_jsonl(text: str, path: Path, names: Sequence[str]) -> list[list[float
                 f"{where} is not valid JSON ({exc.msg} at column {exc.colno}); "
                 "expected one JSON object per line: fix that line"
             ) from None
+        except ValueError as exc:  # e.g. an integer literal past Python's 4300-digit limit
+            raise ProjectError(
+                f"{where} cannot be read as JSON ({str(exc).splitlines()[0][:120]}); "
+                "expected one JSON object of numbers per line: fix that line"
+            ) from None
         if not isinstance(pairs, _Pairs):
             raise ProjectError(
                 f"{where} is {_json_kind(pairs)}; expected a JSON object mapping feature name to number: fix that line"

@@ -271,6 +271,7 @@ BAD_INPUTS: list[tuple[str, str, Callable[[str], str], tuple[str, ...]]] = [
     ("jsonl_null_value", ".jsonl", _jsonl_edit("mean_area", "null"), ("non-numeric", "null", "'mean_area'")),
     ("jsonl_nan", ".jsonl", _jsonl_edit("area_error", "NaN"), ("nan", "row 2", "'area_error'")),
     ("jsonl_inf", ".jsonl", _jsonl_edit("area_error", "1e999"), ("infinite", "row 2", "'area_error'")),
+    ("jsonl_huge_integer", ".jsonl", _jsonl_edit("area_error", "1" * 5000), ("cannot be read as JSON", "line 2")),
     ("jsonl_missing_key", ".jsonl", lambda t: '{"mean_radius": 1.0}\n', ("missing", "'mean_texture'")),
 ]
 
@@ -459,3 +460,4 @@ def test_cli_bad_input_subprocess(model_dir: Path, tmp_path: Path) -> None:
     proc = _python_m("ml_project.predict", "--model", str(model_dir))
     assert proc.returncode == 2
     _assert_one_error_line(proc.stderr, "required")
+
