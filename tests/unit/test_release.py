@@ -1,0 +1,472 @@
+"""Release (issue 7), without Docker: policy, push-stream scanning, records, secrets, auth providers.
+
+The ACR token exchange runs against a local HTTP server implementing ACR's
+documented /oauth2/exchange and /oauth2/token endpoints (and a registry's /v2/
+manifest endpoint behind a Bearer challenge); no Azure, no boto3 needed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import subprocess
+import sys
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from harness.compare import Difference
+from harness.engine import LayerProgress, scan_registry_stream
+from harness.errors import MlreproError
+from harness.registry import (
+    ACR_TOKEN_USER,
+    MEDIA_DOCKER_LIST,
+    MEDIA_DOCKER_MANIFEST,
+    AcrCliAuth,
+    AcrEntraAuth,
+    Credentials,
+    DockerConfigAuth,
+    EcrAuth,
+    EnvironmentAuth,
+    Manifest,
+    PushError,
+    RegistryAuthError,
+    RegistryClient,
+    RegistryUnreachable,
+    auth_for,
+    base_url,
+    decode_ecr_authorization,
+    parse_challenge,
+    parse_manifest,
+    redact,
+)
+from harness.release import (
+    GitState,
+    ReleaseRecord,
+    ReleaseTarget,
+    TagCollision,
+    decide_tag,
+    read_git_state,
+    read_report,
+    release_refusals,
+    verification_manifest,
+    verification_tag,
+    write_record,
+)
+from harness.report import ImageInfo, Report
+
+IMAGE_ID = "sha256:" + "a" * 64
+OTHER_ID = "sha256:" + "b" * 64
+REVISION = "c" * 40
+LOCK = "d" * 64
+TARGET = ReleaseTarget("myreg.azurecr.io", "ml/model", "1.4.0")
+SECRET = "s3cret-Passw0rd!"
+
+
+def report_for(image_id: str = IMAGE_ID, *, drift: bool = False) -> Report:
+    differences = (Difference("package", "numpy", "numpy: lock 2.0.0, image 2.1.0", "drift"),) if drift else ()
+    return Report(project="p", image=ImageInfo("mlrepro/p:0123", image_id, "e" * 64, "python:3.11", OTHER_ID),
+                  lock_sha256=LOCK, environments={}, differences=differences, artifacts=())
+
+
+def refusals(*, report=None, image_id=IMAGE_ID, labels=None, git=GitState(REVISION), allow_dirty=False, problem=None):
+    return release_refusals(image_id=image_id, labels=labels or {}, report=report, report_problem=problem,
+                            report_path="out/report.json", git=git, allow_dirty=allow_dirty)
+
+
+# Policy ---------------------------------------------------------------------------------------
+
+
+def test_a_passing_report_for_this_image_on_a_clean_tree_is_released():
+    labels = {"org.opencontainers.image.revision": REVISION, "io.mlrepro.lock-sha256": LOCK}
+    assert refusals(report=report_for(), labels=labels) == ()
+
+
+def test_no_report_is_refused_with_the_command_that_makes_one():
+    (reason,) = refusals(report=None)
+    assert "no verification report at out/report.json" in reason and "mlrepro verify --json out/report.json" in reason
+
+
+def test_a_report_for_another_image_is_refused():
+    (reason,) = refusals(report=report_for(OTHER_ID))
+    assert OTHER_ID in reason and IMAGE_ID in reason and "changed or was never verified" in reason
+
+
+def test_a_report_with_drift_is_refused():
+    (reason,) = refusals(report=report_for(drift=True))
+    assert "found drift" in reason and "numpy" in reason
+
+
+def test_a_lock_label_that_disagrees_with_the_report_is_refused():
+    (reason,) = refusals(report=report_for(), labels={"io.mlrepro.lock-sha256": "f" * 64})
+    assert "io.mlrepro.lock-sha256" in reason
+
+
+@pytest.mark.parametrize("git, labels, needle", [
+    (GitState(REVISION, ("harness/x.py", "new.txt")), {}, "uncommitted changes (harness/x.py, new.txt)"),
+    (GitState(None), {}, "not a git repository"),
+    (GitState(REVISION), {"org.opencontainers.image.revision": "9" * 40}, "built from revision 999999999999"),
+])
+def test_dirty_or_unknown_source_is_refused_unless_allowed(git, labels, needle):
+    (reason,) = refusals(report=report_for(), git=git, labels=labels)
+    assert needle in reason and "--allow-dirty" in reason
+    assert refusals(report=report_for(), git=git, labels=labels, allow_dirty=True) == ()
+
+
+def test_allow_dirty_never_overrides_the_verification():
+    assert len(refusals(report=report_for(OTHER_ID), git=GitState(None), allow_dirty=True)) == 1
+
+
+def manifest(config: str | None, media_type: str = MEDIA_DOCKER_MANIFEST) -> Manifest:
+    body = json.dumps({"schemaVersion": 2, "mediaType": media_type, **({"config": {"digest": config}} if config else {"manifests": []})}).encode()
+    return parse_manifest(body, media_type)
+
+
+def test_a_free_tag_is_pushed_and_the_same_image_again_is_a_no_op():
+    assert decide_tag(TARGET, IMAGE_ID, None) == "push"
+    assert decide_tag(TARGET, IMAGE_ID, manifest(IMAGE_ID)) == "already-released"
+
+
+def test_a_tag_naming_another_image_is_never_moved():
+    remote = manifest(OTHER_ID)
+    with pytest.raises(TagCollision) as caught:
+        decide_tag(TARGET, IMAGE_ID, remote)
+    message = str(caught.value)
+    assert TARGET.ref in message and remote.digest in message and OTHER_ID in message and "new tag" in message
+
+
+def test_a_tag_naming_a_multi_platform_list_is_a_collision():
+    with pytest.raises(TagCollision, match="index/list"):
+        decide_tag(TARGET, IMAGE_ID, manifest(None, MEDIA_DOCKER_LIST))
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"registry": "https://myreg.azurecr.io"}, "registry="),
+    ({"repository": "ML/Model"}, "repository="),
+    ({"tag": "-bad"}, "tag="),
+    ({"tag": "x" * 129}, "tag="),
+])
+def test_target_names_are_checked_before_anything_runs(kwargs, name):
+    with pytest.raises(MlreproError, match=name):
+        ReleaseTarget(**{"registry": "myreg.azurecr.io", "repository": "ml/model", "tag": "1.0", **kwargs})
+
+
+def test_target_references():
+    assert TARGET.ref == "myreg.azurecr.io/ml/model:1.4.0"
+    assert TARGET.by_digest("sha256:" + "0" * 64) == "myreg.azurecr.io/ml/model@sha256:" + "0" * 64
+    assert ReleaseTarget("127.0.0.1:5000", "a/b", "v1").ref == "127.0.0.1:5000/a/b:v1"
+
+
+# The verification report artifact ---------------------------------------------------------------
+
+
+def test_the_report_artifact_is_deterministic_and_points_at_the_image():
+    subject = {"mediaType": MEDIA_DOCKER_MANIFEST, "digest": "sha256:" + "1" * 64, "size": 528}
+    report = b'{"reproducible": true}\n'
+    body, config = verification_manifest(report, subject)
+    assert verification_manifest(report, subject) == (body, config)
+    data = json.loads(body)
+    assert data["subject"] == subject
+    assert data["artifactType"] == "application/vnd.mlrepro.verification-report.v1+json"
+    assert data["layers"][0]["digest"] == "sha256:" + hashlib.sha256(report).hexdigest()
+    assert data["annotations"]["io.mlrepro.report-sha256"] == hashlib.sha256(report).hexdigest()
+    assert data["config"] == {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2,
+                              "digest": "sha256:" + hashlib.sha256(b"{}").hexdigest()}
+    tag = verification_tag(subject["digest"])
+    assert tag == "sha256-" + "1" * 64 + ".verification"
+    ReleaseTarget("r.io", "a", tag)  # a valid tag
+
+
+# Push streams: failures arrive as errorDetail lines inside an HTTP 200 ----------------------------
+
+OK_STREAM = [
+    {"status": "The push refers to repository [127.0.0.1:5999/try/base]"},
+    {"status": "Preparing", "progressDetail": {}, "id": "ebde4d6cc604"},
+    {"status": "Waiting", "progressDetail": {}, "id": "5f70bf18a086"},
+    {"status": "Pushing", "progressDetail": {"current": 512, "total": 2048}, "progress": "[=>  ]", "id": "ebde4d6cc604"},
+    {"status": "Pushing", "progressDetail": {"current": 2048, "total": 2048}, "progress": "[====]", "id": "ebde4d6cc604"},
+    {"status": "Pushed", "progressDetail": {}, "id": "ebde4d6cc604"},
+    {"status": "Layer already exists", "progressDetail": {}, "id": "5f70bf18a086"},
+    {"status": "1: digest: sha256:8667ca40f746f08d64f84526e4388b5986f840e7bce509964d63ad57f0dbf572 size: 528"},
+    {"progressDetail": {}, "aux": {"Tag": "1", "Digest": "sha256:8667ca40f746f08d64f84526e4388b5986f840e7bce509964d63ad57f0dbf572", "Size": 528}},
+]
+
+
+def test_the_digest_comes_from_the_final_aux_line_and_every_layer_reports_progress():
+    events: list[LayerProgress] = []
+    outcome = scan_registry_stream(OK_STREAM, action="push of x", on_layer=events.append)
+    assert outcome.digest == "sha256:8667ca40f746f08d64f84526e4388b5986f840e7bce509964d63ad57f0dbf572"
+    assert LayerProgress("ebde4d6cc604", "Pushing", 512, 2048) in events
+    assert [e.status for e in events if e.layer == "5f70bf18a086"] == ["Waiting", "Layer already exists"]
+
+
+def test_without_aux_the_status_line_digest_is_used_and_without_either_there_is_none():
+    without_aux = OK_STREAM[:-1]
+    assert scan_registry_stream(without_aux, action="push").digest.startswith("sha256:8667")
+    assert scan_registry_stream(OK_STREAM[:6], action="push").digest is None
+
+
+@pytest.mark.parametrize("message, error", [
+    ("unauthorized: authentication required", RegistryAuthError),
+    ("denied: requested access to the resource is denied", RegistryAuthError),
+    ('Get "http://127.0.0.1:5998/v2/": dial tcp 127.0.0.1:5998: connect: connection refused', RegistryUnreachable),
+    ("denied: injected failure while writing the manifest", PushError),
+    ("blob upload unknown", PushError),
+])
+def test_an_error_line_inside_a_200_stream_raises_with_the_stream_as_evidence(message, error):
+    stream = [*OK_STREAM[:6], {"errorDetail": {"message": message}, "error": message}, OK_STREAM[-1]]
+    with pytest.raises(error) as caught:
+        scan_registry_stream(stream, action="push of r/x:1")
+    assert "push of r/x:1 failed" in str(caught.value) and message[:40] in str(caught.value)
+    assert "ebde4d6cc604: Pushed" in caught.value.evidence and "Pushing" not in caught.value.evidence
+
+
+def test_an_error_line_with_only_error_or_only_errorDetail_is_caught():
+    with pytest.raises(PushError):
+        scan_registry_stream([{"error": "boom"}], action="push")
+    with pytest.raises(PushError):
+        scan_registry_stream([{"errorDetail": {"message": "boom"}}], action="push")
+
+
+def test_secrets_in_stream_errors_are_redacted():
+    stream = [{"errorDetail": {"message": f"bad credential {SECRET}"}, "error": f"bad credential {SECRET}"}]
+    with pytest.raises(PushError) as caught:
+        scan_registry_stream(stream, action="push", secrets=(SECRET,))
+    assert SECRET not in str(caught.value) and SECRET not in caught.value.evidence and "***" in str(caught.value)
+
+
+# Secrets ------------------------------------------------------------------------------------------
+
+
+def test_credentials_never_show_their_password():
+    creds = Credentials("alice", SECRET, source="environment")
+    assert SECRET not in repr(creds) and SECRET not in str(creds)
+    assert creds.auth_config() == {"username": "alice", "password": SECRET}
+    assert Credentials("<token>", SECRET).auth_config() == {"identitytoken": SECRET}
+
+
+def test_redact_removes_passwords_basic_headers_and_jwts():
+    basic = base64.b64encode(f"alice:{SECRET}".encode()).decode()
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
+    text = redact(f"pw={SECRET} auth=Basic {basic} bearer {jwt}", Credentials("alice", SECRET).secrets())
+    assert SECRET not in text and basic not in text and jwt not in text and text.count("***") == 3
+
+
+def test_the_release_record_round_trips_and_holds_no_secret(tmp_path):
+    record = ReleaseRecord(
+        registry="127.0.0.1:5000", repository="a/b", tag="1", digest="sha256:" + "1" * 64,
+        reference="127.0.0.1:5000/a/b@sha256:" + "1" * 64, image_id=IMAGE_ID, report_sha256="2" * 64, lock_sha256=LOCK,
+        git_revision=REVISION, git_dirty=False, allow_dirty=False, image_revision=REVISION,
+        provenance={"org.opencontainers.image.revision": REVISION}, verification_artifact={"tag": "t", "digest": "d"},
+        already_released=False, credentials_source="environment", released_at="2026-01-01T00:00:00Z",
+    )
+    path = tmp_path / "out" / "release.json"
+    write_record(path, record)
+    text = path.read_text()
+    assert ReleaseRecord.from_json(text) == record
+    assert set(json.loads(text)) >= {"registry", "repository", "tag", "digest", "image_id", "report_sha256", "lock_sha256",
+                                     "git_revision", "released_at", "reference"}
+    assert "password" not in text.lower() and [p.name for p in path.parent.iterdir()] == ["release.json"]
+
+
+def test_read_report_says_what_is_wrong(tmp_path):
+    assert read_report(tmp_path / "none.json")[2] == f"no verification report at {tmp_path / 'none.json'}"
+    (tmp_path / "bad.json").write_text("{}")
+    assert "is not a verification report" in read_report(tmp_path / "bad.json")[2]
+    good = report_for()
+    (tmp_path / "r.json").write_text(good.to_json())
+    data, report, problem = read_report(tmp_path / "r.json")
+    assert report == good and problem is None and data == good.to_json().encode()
+
+
+def test_git_state_sees_revision_and_changes(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    assert read_git_state(tmp_path).revision is None
+    git("init", "-q")
+    (tmp_path / "a.txt").write_text("a")
+    git("add", "a.txt")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a")
+    clean = read_git_state(tmp_path)
+    assert len(clean.revision) == 40 and clean.dirty == ()
+    (tmp_path / "b.txt").write_text("b")
+    (tmp_path / "a.txt").write_text("changed")
+    assert sorted(read_git_state(tmp_path).dirty) == ["a.txt", "b.txt"]
+
+
+# Auth providers -----------------------------------------------------------------------------------
+
+
+def test_ecr_token_decoding():
+    token = base64.b64encode(f"AWS:{SECRET}".encode()).decode()
+    creds = decode_ecr_authorization({"authorizationData": [{"authorizationToken": token, "proxyEndpoint": "https://x"}]})
+    assert (creds.username, creds.password, creds.source) == ("AWS", SECRET, "ecr")
+    with pytest.raises(RegistryAuthError):
+        decode_ecr_authorization({"authorizationData": []})
+
+
+def test_missing_extras_are_named(monkeypatch):
+    monkeypatch.setitem(sys.modules, "boto3", None)
+    monkeypatch.setitem(sys.modules, "azure.identity", None)
+    with pytest.raises(RegistryAuthError, match=r"mlrepro\[aws\]"):
+        EcrAuth().credentials("123456789012.dkr.ecr.eu-west-1.amazonaws.com")
+    with pytest.raises(RegistryAuthError, match=r"mlrepro\[azure\]"):
+        AcrEntraAuth().credentials("myreg.azurecr.io")
+
+
+def test_auth_is_chosen_by_registry_and_environment():
+    env = {"MLREPRO_REGISTRY_USERNAME": "u", "MLREPRO_REGISTRY_PASSWORD": SECRET}
+    assert isinstance(auth_for("myreg.azurecr.io", env=env), EnvironmentAuth)
+    assert isinstance(auth_for("myreg.azurecr.io", env={}), (AcrEntraAuth, AcrCliAuth))
+    assert isinstance(auth_for("123456789012.dkr.ecr.us-east-1.amazonaws.com", env={}), EcrAuth)
+    assert isinstance(auth_for("ghcr.io", env={}), DockerConfigAuth)
+    assert auth_for("ghcr.io", "docker-config", docker_config=lambda r: ("u", SECRET)).credentials("ghcr.io").password == SECRET
+    assert auth_for("ghcr.io", "anonymous").credentials("ghcr.io") is None
+    with pytest.raises(RegistryAuthError, match="MLREPRO_REGISTRY_PASSWORD"):
+        auth_for("ghcr.io", "environment", env={}).credentials("ghcr.io")
+    with pytest.raises(RegistryAuthError, match="'nope'"):
+        auth_for("ghcr.io", "nope")
+
+
+def test_az_cli_token_is_used_with_the_acr_token_user():
+    def fake_run(command, **kwargs):
+        assert command[:6] == ["az", "acr", "login", "--name", "myreg", "--expose-token"]
+        return subprocess.CompletedProcess(command, 0, stdout=json.dumps({"accessToken": SECRET, "loginServer": "myreg.azurecr.io"}), stderr="")
+
+    creds = AcrCliAuth(run=fake_run).credentials("myreg.azurecr.io")
+    assert (creds.username, creds.password, creds.source) == (ACR_TOKEN_USER, SECRET, "az cli")
+
+
+def test_registry_addresses():
+    assert base_url("127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert base_url("localhost:5000") == "http://localhost:5000"
+    assert base_url("myreg.azurecr.io") == "https://myreg.azurecr.io"
+    assert parse_challenge('Bearer realm="https://r.io/oauth2/token",service="r.io",scope="repository:a:pull"') == (
+        "bearer", {"realm": "https://r.io/oauth2/token", "service": "r.io", "scope": "repository:a:pull"})
+
+
+# ACR's token exchange, against a local server speaking its documented endpoints --------------------
+
+AAD_TOKEN = "aad-access-token-" + "x" * 20
+REFRESH = "acr-refresh-token-" + "y" * 20
+ACCESS = "acr-access-token-" + "z" * 20
+MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": MEDIA_DOCKER_MANIFEST, "config": {"digest": IMAGE_ID}}).encode()
+
+
+class FakeAcr(BaseHTTPRequestHandler):
+    """/oauth2/exchange (access_token -> refresh_token), /oauth2/token (refresh_token -> access_token), /v2/ (Bearer)."""
+
+    calls: list = []
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def _form(self) -> dict[str, str]:
+        length = int(self.headers.get("Content-Length", 0))
+        return dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+
+    def _send(self, status: int, body: bytes = b"", headers: dict | None = None) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_POST(self):
+        form = self._form()
+        self.calls.append((self.path, form))
+        host = self.headers["Host"]
+        if self.path == "/oauth2/exchange":
+            if form.get("grant_type") != "access_token" or form.get("access_token") != AAD_TOKEN or form.get("service") != host:
+                return self._send(401, json.dumps({"errors": [{"code": "UNAUTHORIZED", "message": f"bad token {form.get('access_token')}"}]}).encode())
+            return self._send(200, json.dumps({"refresh_token": REFRESH}).encode())
+        if self.path == "/oauth2/token":
+            if form.get("grant_type") != "refresh_token" or form.get("refresh_token") != REFRESH or form.get("service") != host:
+                return self._send(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"bad refresh token"}]}')
+            return self._send(200, json.dumps({"access_token": ACCESS}).encode())
+        self._send(404)
+
+    def do_GET(self):
+        self.calls.append((self.path, dict(self.headers)))
+        if self.headers.get("Authorization") != f"Bearer {ACCESS}":
+            host = self.headers["Host"]
+            challenge = f'Bearer realm="http://{host}/oauth2/token",service="{host}",scope="repository:ml/model:pull"'
+            return self._send(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', {"WWW-Authenticate": challenge})
+        if self.path == "/v2/ml/model/manifests/1.4.0":
+            digest = "sha256:" + hashlib.sha256(MANIFEST).hexdigest()
+            return self._send(200, MANIFEST, {"Content-Type": MEDIA_DOCKER_MANIFEST, "Docker-Content-Digest": digest})
+        self._send(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
+
+    do_HEAD = do_GET
+
+
+@pytest.fixture
+def fake_acr():
+    FakeAcr.calls = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeAcr)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class FakeEntraCredential:
+    """What azure-identity's credentials offer: get_token(scope) -> object with .token."""
+
+    def __init__(self, token: str) -> None:
+        self.token, self.scopes = token, []
+
+    def get_token(self, *scopes):
+        self.scopes.extend(scopes)
+        return type("AccessToken", (), {"token": self.token, "expires_on": 0})()
+
+
+def test_entra_token_is_exchanged_for_an_acr_refresh_token_then_an_access_token(fake_acr):
+    credential = FakeEntraCredential(AAD_TOKEN)
+    creds = AcrEntraAuth(credential=credential, tenant="tenant-1").credentials(fake_acr)
+    assert (creds.username, creds.password, creds.source) == (ACR_TOKEN_USER, REFRESH, "entra")
+    assert credential.scopes == ["https://management.azure.com/.default"]
+    path, form = FakeAcr.calls[0]
+    assert path == "/oauth2/exchange"
+    assert form == {"grant_type": "access_token", "service": fake_acr, "tenant": "tenant-1", "access_token": AAD_TOKEN}
+
+    found = RegistryClient(fake_acr, creds).manifest("ml/model", "1.4.0")
+    assert found.config_digest == IMAGE_ID
+    token_calls = [form for path, form in FakeAcr.calls if path == "/oauth2/token"]
+    assert token_calls == [{"grant_type": "refresh_token", "service": fake_acr, "scope": "repository:ml/model:pull", "refresh_token": REFRESH}]
+    assert RegistryClient(fake_acr, creds).manifest("ml/model", "2.0") is None
+
+
+def test_every_call_exchanges_a_fresh_token(fake_acr):
+    auth = AcrEntraAuth(credential=FakeEntraCredential(AAD_TOKEN))
+    auth.credentials(fake_acr)
+    auth.credentials(fake_acr)
+    assert [path for path, _ in FakeAcr.calls].count("/oauth2/exchange") == 2
+
+
+def test_a_rejected_entra_token_is_an_auth_error_that_does_not_echo_it(fake_acr):
+    wrong = "wrong-aad-token-" + "q" * 20
+    with pytest.raises(RegistryAuthError) as caught:
+        AcrEntraAuth(credential=FakeEntraCredential(wrong)).credentials(fake_acr)
+    assert "/oauth2/exchange refused the token (HTTP 401" in str(caught.value)
+    assert wrong not in str(caught.value) and "***" in str(caught.value)
+
+
+def test_a_rejected_refresh_token_is_an_auth_error(fake_acr):
+    with pytest.raises(RegistryAuthError) as caught:
+        RegistryClient(fake_acr, Credentials(ACR_TOKEN_USER, "stale-refresh-token")).manifest("ml/model", "1.4.0")
+    assert "stale-refresh-token" not in str(caught.value)
+
+
+def test_an_unreachable_registry_is_named():
+    with pytest.raises(RegistryUnreachable, match="nothing answers at http://127.0.0.1:9"):
+        RegistryClient("127.0.0.1:9", None, timeout=2).manifest("a", "b")
