@@ -48,7 +48,6 @@ def python_info():
         "version": platform.python_version(),
         "implementation": platform.python_implementation(),
         "compiler": platform.python_compiler(),
-        "executable": sys.executable,
     }
 
 

@@ -297,7 +297,7 @@ def _render_artifacts(report: Report, console: Console) -> None:
 
 
 def render(report: Report, console: Console) -> None:
-    """Print the report for people; the executable path in the probes is left out on purpose."""
+    """Print the report for people."""
     _render_header(report, console)
     _render_packages(report, console)
     _render_environment(report, console)
