@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -83,10 +84,8 @@ def run_in_image(engine: Engine, config: Config, image: str, *, progress: Callab
     with engine.container(image, role="verify", env=forwarded_env(config), mem_limit=config.run.mem_limit, writable=wd) as box:
         files = {"probe.py": PROBE_SOURCE, **{f"in/{p.name}": p.read_bytes() for p in config.inputs}}
         box.put_files(wd, files, dirs=("out",))
-        result = box.exec(["python", f"{wd}/probe.py", *_probe_args(config)], timeout=120, step="probe")
-        if result.exit_code != 0:
-            raise _step_failed("image", Step("probe", (), 120), result.exit_code, result.output)
-        probe = _parse_probe("image", result.output)
+        # The probe only reads the environment: it runs alongside the steps, off the critical path.
+        probing = _alongside(box.exec, ["python", f"{wd}/probe.py", *_probe_args(config)], timeout=120, step="probe")
         logs: dict[str, str] = {}
         for step in config.steps:
             progress(f"image: {step.name}")
@@ -96,7 +95,24 @@ def run_in_image(engine: Engine, config: Config, image: str, *, progress: Callab
             if result.exit_code != 0:
                 killed = box.kill_reason(started - 1) if result.exit_code == 137 else ""
                 raise _step_failed("image", step, result.exit_code, result.output, killed)
-        return RunResult("image", probe, box.get_dir(out), logs)
+        result = probing.result()
+        if result.exit_code != 0:
+            raise _step_failed("image", Step("probe", (), 120), result.exit_code, result.output)
+        return RunResult("image", _parse_probe("image", result.output), box.get_dir(out), logs)
+
+
+def _alongside(fn: Callable, *args, **kwargs) -> Future:
+    """Start `fn` in a thread of its own; the caller collects it with `.result()`."""
+    future: Future = Future()
+
+    def work() -> None:
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed to whoever calls .result()
+            future.set_exception(exc)
+
+    threading.Thread(target=work, daemon=True, name="mlrepro-probe").start()
+    return future
 
 
 #: Set in the environment of every host step: its run id and owning process, so
@@ -236,10 +252,7 @@ def run_on_host(config: Config, python: str, *, progress: Callable[[str], None] 
             raise MlreproError(f"cannot prepare the host run in {tmp.parent}: {exc.strerror or exc}; "
                                "free space there or point TMPDIR at a writable directory") from None
         env = {**os.environ, **forwarded_env(config)}
-        code, output = HOST_PROCESSES.run([python, str(tmp / "probe.py"), *_probe_args(config)], cwd=config.host.workdir, env=env, timeout=120)
-        if code != 0:
-            raise _step_failed("host", Step("probe", (), 120), code if code is not None else -9, output)
-        probe = _parse_probe("host", output)
+        probing = _alongside(HOST_PROCESSES.run, [python, str(tmp / "probe.py"), *_probe_args(config)], cwd=config.host.workdir, env=env, timeout=120)
         logs: dict[str, str] = {}
         for step in config.steps:
             progress(f"host: {step.name}")
@@ -251,8 +264,11 @@ def run_on_host(config: Config, python: str, *, progress: Callable[[str], None] 
                                 where="host", step=step.name, exit_code_seen=None, evidence=tail(output, 40))
             if code != 0:
                 raise _step_failed("host", step, code, output)
+        code, output = probing.result()
+        if code != 0:
+            raise _step_failed("host", Step("probe", (), 120), code if code is not None else -9, output)
         files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
-        return RunResult("host", probe, files, logs)
+        return RunResult("host", _parse_probe("host", output), files, logs)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
