@@ -191,6 +191,9 @@ def main() -> int:
             table.add_row(name, f"warm {r['warm_s'] * 1000:.1f} ms", f"cold {r['cold_s']:.2f} s", "", "")
         elif name == "lock":
             table.add_row(name, f"--check {r['check_s']:.2f} s", "", "", "")
+        elif name == "parity":
+            table.add_row(name, f"{r['sequential']['parity (both)']:.0f} examples/s (both sides, sequential)",
+                          f"{r['docker_exec']:.2f}/s (docker exec per example)", f"{r['ratio']:.0f}x", ">= 1000/s")
         elif name == "suite":
             table.add_row(name, f"{r['wall_s'] / 60:.1f} min", "", "", r["target"] + " s")
         else:
