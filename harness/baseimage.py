@@ -100,10 +100,14 @@ def make_local_base(engine: Engine, ref: str, *, mirror: str, suite: str, progre
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         lines: list[str] = []
         assert proc.stdout is not None
+        announced: set[str] = set()
         for line in proc.stdout:
             lines.append(line.rstrip())
-            if line.startswith(("I: Retrieving Release", "I: Validating Packages", "I: Extracting", "I: Installing core", "I: Configuring", "I: Base system installed")):
-                progress("  " + line.strip()[3:])
+            # One line per phase, not one per package.
+            for phase in ("Retrieving", "Validating", "Extracting", "Installing", "Configuring", "Base system installed"):
+                if line.startswith(f"I: {phase}") and phase not in announced:
+                    announced.add(phase)
+                    progress(f"  debootstrap: {phase.lower()}...")
         if proc.wait() != 0:
             raise BaseImageError(f"debootstrap of {suite} from {mirror} failed (exit {proc.returncode}); check that the mirror is reachable", evidence=tail("\n".join(lines)))
         for leftovers in ("var/cache/apt/archives", "var/lib/apt/lists"):

@@ -239,11 +239,17 @@ class Engine:
         return image_id
 
     def import_rootfs(self, tar_path: Path, ref: str, changes: list[str]) -> str:
-        with open(tar_path, "rb") as fh:
-            repo, _, tag = ref.rpartition(":")
-            result = self.client.api.import_image_from_stream(fh, repository=repo, tag=tag, changes=changes)
-        if isinstance(result, (bytes, str)) and b"error" in (result if isinstance(result, bytes) else result.encode()):
-            raise EngineError(f"docker import of {ref} failed: {result!r}")
+        """`docker import` of a root filesystem tarball; returns the image ID."""
+        repo, _, tag = ref.rpartition(":")
+        try:
+            # From a path, docker-py sends a sized body; import_image_from_stream's chunked
+            # upload of a file object is refused by the engine ("invalid byte in chunk length").
+            result = self.client.api.import_image(src=str(tar_path), repository=repo, tag=tag, changes=changes)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineError(f"docker import of {ref} failed ({str(exc).splitlines()[0][:200]}); check the engine and free disk space") from None
+        text = result.decode(errors="replace") if isinstance(result, bytes) else str(result)
+        if '"error' in text:
+            raise EngineError(f"docker import of {ref} failed: {text[:300]}")
         image_id = self.image_id(ref)
         if image_id is None:
             raise EngineError(f"docker import of {ref} produced no image")
