@@ -141,7 +141,7 @@ def base_image(config_path: str | None, force_local: bool, mirror: str | None) -
 
         config = _config(config_path)
         name, image_id, _ = ensure_base(Engine.connect(), config.build, force_local=force_local, mirror=mirror, progress=progress)
-        out.print(f"{name} {image_id}", markup=False)
+        out.print(f"{name} {image_id}", markup=False, soft_wrap=True)
         return EXIT_OK
 
     run(body)
@@ -181,7 +181,7 @@ def build(config_path: str | None, no_cache: bool) -> None:
         config = _config(config_path)
         read_lock(config.lock)  # a broken lock fails before the engine is asked for anything
         _, image = prepare(config, Engine.connect(), progress=progress, no_cache=no_cache)
-        out.print(f"{image.tag} {image.image_id}", markup=False)
+        out.print(f"{image.tag} {image.image_id}", markup=False, soft_wrap=True)
         return EXIT_OK
 
     run(body)
