@@ -36,6 +36,7 @@ from testcontainers.core.config import testcontainers_config  # noqa: E402
 from testcontainers.core.container import DockerContainer  # noqa: E402
 
 from harness.errors import BuildError, EngineError, StepError, tail  # noqa: E402
+from harness.streams import LineReader  # noqa: E402
 
 testcontainers_config.ryuk_disabled = True
 
@@ -578,7 +579,7 @@ class Container:
         return ExecStream(api, exec_id, sock)
 
 
-class ExecStream:
+class ExecStream(LineReader):
     """A process running in a container with its stdin/stdout/stderr attached (no tty).
 
     docker multiplexes both output streams on one socket, each chunk framed
@@ -595,10 +596,9 @@ class ExecStream:
         self._api, self.exec_id, self._wrapper = api, exec_id, sock
         self._sock = sock._sock  # the raw socket under docker-py's SocketIO wrapper
         self._sock.setblocking(True)
+        super().__init__()  # _stdout: demultiplexed stdout not yet returned as lines
         self._frames = b""  # received, not yet demultiplexed
-        self._stdout = bytearray()  # demultiplexed stdout not yet returned as lines
         self._stderr = bytearray()
-        self._eof = False
         self._closed = False
 
     @property
@@ -641,22 +641,8 @@ class ExecStream:
             self._eof = True
         return True
 
-    def readline(self, timeout: float) -> bytes:
-        """The next stdout line (with its newline); b"" once stdout has ended; TimeoutError past `timeout`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            end = self._stdout.find(b"\n")
-            if end >= 0:
-                line = bytes(self._stdout[: end + 1])
-                del self._stdout[: end + 1]
-                return line
-            if self._eof or self._closed:
-                line = bytes(self._stdout)
-                self._stdout.clear()
-                return line
-            left = deadline - time.monotonic()
-            if left <= 0 or not self._receive(left):
-                raise TimeoutError(f"no output line within {timeout:g} s")
+    def _ended(self) -> bool:
+        return self._eof or self._closed
 
     def exit_code(self) -> int | None:
         """The process's exit code, or None while it runs (or when the engine cannot tell)."""

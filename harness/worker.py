@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol, Se
 
 from harness.compare import numbers_close
 from harness.errors import MlreproError, StepError, tail
+from harness.streams import LineReader
 
 if TYPE_CHECKING:
     from harness.config import Config
@@ -236,7 +237,7 @@ class Stream(Protocol):
     def close(self, timeout: float = 5.0) -> None: ...
 
 
-class _ProcessStream:
+class _ProcessStream(LineReader):
     """A host subprocess with the same interface as engine.ExecStream (its own session, killed as a group).
 
     stdout is read in the caller's thread (select + os.read: no hand-off
@@ -248,8 +249,7 @@ class _ProcessStream:
         self.proc = subprocess.Popen(command, cwd=cwd, env=dict(env), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, bufsize=0, start_new_session=True)
         self._fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
-        self._stdout = bytearray()
-        self._eof = False
+        super().__init__()
         self._stderr = bytearray()
         self._stderr_thread = threading.Thread(target=self._read_stderr, daemon=True)
         self._stderr_thread.start()
@@ -273,26 +273,15 @@ class _ProcessStream:
         assert self.proc.stdin is not None
         self.proc.stdin.write(data)  # unbuffered: a BrokenPipeError here means the worker is gone
 
-    def readline(self, timeout: float) -> bytes:
-        deadline = time.monotonic() + timeout
-        while True:
-            end = self._stdout.find(b"\n")
-            if end >= 0:
-                line = bytes(self._stdout[: end + 1])
-                del self._stdout[: end + 1]
-                return line
-            if self._eof:
-                line = bytes(self._stdout)
-                self._stdout.clear()
-                return line
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._fd], [], [], left)[0]:
-                raise TimeoutError(f"no output line within {timeout:g} s")
-            chunk = os.read(self._fd, 262144)
-            if chunk:
-                self._stdout += chunk
-            else:
-                self._eof = True
+    def _receive(self, timeout: float) -> bool:
+        if not select.select([self._fd], [], [], timeout)[0]:
+            return False
+        chunk = os.read(self._fd, 262144)
+        if chunk:
+            self._stdout += chunk
+        else:
+            self._eof = True
+        return True
 
     def exit_code(self) -> int | None:
         return self.proc.poll()
