@@ -27,7 +27,7 @@ from typing import Callable, Mapping
 from harness import probe as probe_module
 from harness.config import Config, Step
 from harness.engine import RUN_ID, Engine, pid_alive
-from harness.errors import EngineError, MlreproError, StepError, tail
+from harness.errors import MlreproError, StepError, tail
 
 PROBE_SOURCE = Path(probe_module.__file__).read_bytes()
 
@@ -295,4 +295,5 @@ def host_python(config: Config, *, progress: Callable[[str], None] = print) -> s
     return str(python)
 
 
-__all__ = ["RunResult", "run_in_image", "run_on_host", "host_python", "forwarded_env", "expand", "HOST_PROCESSES", "EngineError"]
+__all__ = ["RunResult", "run_in_image", "run_on_host", "host_python", "forwarded_env", "expand", "HOST_PROCESSES",
+           "run_tempdir", "scratch_dir"]

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from harness.build import ensure_image
-from harness.compare import artifact_differences, compare_artifact, compare_environments, compare_packages
+from harness.compare import compare_artifact, compare_environments, compare_packages
 from harness.config import Config
 from harness.engine import RUN_ID, Engine
 from harness.errors import InterruptedRun
@@ -80,4 +80,4 @@ def verify(config: Config, *, engine: Engine | None = None, progress: Callable[[
     return compare_runs(config, lock, image, image_run, host_run)
 
 
-__all__ = ["prepare", "run_both", "compare_runs", "verify", "artifact_differences"]
+__all__ = ["prepare", "run_both", "compare_runs", "verify"]
