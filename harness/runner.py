@@ -77,6 +77,28 @@ def _step_failed(where: str, step: Step, code: int, output: str, killed: str = "
                      exit_code_seen=code, evidence=tail(output, 40))
 
 
+def run_step_in_container(box, step: Step, *, out: str, inputs: str) -> str:  # noqa: ANN001 - engine.Container
+    """Run one configured step in a container; its output, or StepError saying why it failed."""
+    started = time.time()
+    result = box.exec(expand(step.command, out=out, inputs=inputs, python="python"), timeout=step.timeout, step=step.name)
+    if result.exit_code != 0:
+        killed = box.kill_reason(started - 1) if result.exit_code == 137 else ""
+        raise _step_failed("image", step, result.exit_code, result.output, killed)
+    return result.output
+
+
+def run_step_on_host(step: Step, *, python: str, out: Path, inputs: Path, cwd: Path, env: Mapping[str, str]) -> str:
+    """Run one configured step on the host; its output, or StepError saying why it failed."""
+    cmd = expand(step.command, out=str(out), inputs=str(inputs), python=python)
+    code, output = HOST_PROCESSES.run(cmd, cwd=cwd, env=env, timeout=step.timeout)
+    if code is None:
+        raise StepError(f"step '{step.name}' on the host exceeded its timeout of {step.timeout:g} s and was killed; raise steps[].timeout or make the step faster",
+                        where="host", step=step.name, exit_code_seen=None, evidence=tail(output, 40))
+    if code != 0:
+        raise _step_failed("host", step, code, output)
+    return output
+
+
 def run_in_image(engine: Engine, config: Config, image: str, *, progress: Callable[[str], None] = print) -> RunResult:
     wd = config.run.workdir_in_image
     out, inputs = f"{wd}/out", f"{wd}/in"
@@ -89,12 +111,7 @@ def run_in_image(engine: Engine, config: Config, image: str, *, progress: Callab
         logs: dict[str, str] = {}
         for step in config.steps:
             progress(f"image: {step.name}")
-            started = time.time()
-            result = box.exec(expand(step.command, out=out, inputs=inputs, python="python"), timeout=step.timeout, step=step.name)
-            logs[step.name] = result.output
-            if result.exit_code != 0:
-                killed = box.kill_reason(started - 1) if result.exit_code == 137 else ""
-                raise _step_failed("image", step, result.exit_code, result.output, killed)
+            logs[step.name] = run_step_in_container(box, step, out=out, inputs=inputs)
         result = probing.result()
         if result.exit_code != 0:
             raise _step_failed("image", Step("probe", (), 120), result.exit_code, result.output)
@@ -256,14 +273,7 @@ def run_on_host(config: Config, python: str, *, progress: Callable[[str], None] 
         logs: dict[str, str] = {}
         for step in config.steps:
             progress(f"host: {step.name}")
-            cmd = expand(step.command, out=str(out), inputs=str(inputs), python=python)
-            code, output = HOST_PROCESSES.run(cmd, cwd=config.host.workdir, env=env, timeout=step.timeout)
-            logs[step.name] = output
-            if code is None:
-                raise StepError(f"step '{step.name}' on the host exceeded its timeout of {step.timeout:g} s and was killed; raise steps[].timeout or make the step faster",
-                                where="host", step=step.name, exit_code_seen=None, evidence=tail(output, 40))
-            if code != 0:
-                raise _step_failed("host", step, code, output)
+            logs[step.name] = run_step_on_host(step, python=python, out=out, inputs=inputs, cwd=config.host.workdir, env=env)
         code, output = probing.result()
         if code != 0:
             raise _step_failed("host", Step("probe", (), 120), code if code is not None else -9, output)

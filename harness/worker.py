@@ -489,7 +489,7 @@ class HostWorker(_Side):
         self.stream: _ProcessStream | None = None
 
     def _start(self) -> None:
-        from harness.runner import HOST_PROCESSES, _step_failed, expand, forwarded_env, host_python, run_tempdir
+        from harness.runner import expand, forwarded_env, host_python, run_step_on_host, run_tempdir
 
         python = self.python or host_python(self.config, progress=lambda message: None)
         tmp = run_tempdir("worker")  # named after the run, so `mlrepro clean` finds it if we are killed
@@ -503,15 +503,7 @@ class HostWorker(_Side):
         cwd = self.config.host.workdir
         for step in _setup_steps(self.config):
             self._check_aborted()
-            cmd = expand(step.command, out=str(out), inputs=str(inputs), python=python)
-            code, output = HOST_PROCESSES.run(cmd, cwd=cwd, env=env, timeout=step.timeout)
-            self.setup_logs[step.name] = output
-            if code is None:
-                raise StepError(f"worker setup step '{step.name}' on the host exceeded its timeout of {step.timeout:g} s and was killed; "
-                                "raise steps[].timeout or make the step faster", where="host", step=step.name,
-                                exit_code_seen=None, evidence=tail(output, 40))
-            if code != 0:
-                raise _step_failed("host", step, code, output)
+            self.setup_logs[step.name] = run_step_on_host(step, python=python, out=out, inputs=inputs, cwd=cwd, env=env)
         self._check_aborted()
         self.out_dir = out
         command = expand(self.settings.command, out=str(out), inputs=str(inputs), python=python)
@@ -545,7 +537,7 @@ class ContainerWorker(_Side):
         self.box = None  # harness.engine.Container once started
 
     def _start(self) -> None:
-        from harness.runner import _step_failed, expand, forwarded_env
+        from harness.runner import expand, forwarded_env, run_step_in_container
 
         wd = self.config.run.workdir_in_image
         out, inputs = f"{wd}/out", f"{wd}/in"
@@ -556,12 +548,7 @@ class ContainerWorker(_Side):
         box.put_files(wd, {f"in/{p.name}": p.read_bytes() for p in self.config.inputs}, dirs=("out",))
         for step in _setup_steps(self.config):
             self._check_aborted()
-            started = time.time()
-            result = box.exec(expand(step.command, out=out, inputs=inputs, python="python"), timeout=step.timeout, step=step.name)
-            self.setup_logs[step.name] = result.output
-            if result.exit_code != 0:
-                killed = box.kill_reason(started - 1) if result.exit_code == 137 else ""
-                raise _step_failed("image", step, result.exit_code, result.output, killed)
+            self.setup_logs[step.name] = run_step_in_container(box, step, out=out, inputs=inputs)
         self._check_aborted()
         started = time.time()
         stream = box.exec_stream(expand(self.settings.command, out=out, inputs=inputs, python="python"))
