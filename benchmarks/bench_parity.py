@@ -28,9 +28,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from harness.config import load_config  # noqa: E402
-from harness.engine import Engine  # noqa: E402
+from harness.docker.engine import Engine  # noqa: E402
 from harness.verify import prepare  # noqa: E402
-from harness.worker import ContainerWorker, HostWorker, Worker, ask_both, read_schema, started_together  # noqa: E402
+from harness.parity.worker import ContainerWorker, HostWorker, Worker, ask_both, read_schema, started_together  # noqa: E402
 
 N = 1000  # single-row examples per round
 ROUNDS = 3

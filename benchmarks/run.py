@@ -37,10 +37,10 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from harness.config import load_config  # noqa: E402
-from harness.engine import Engine  # noqa: E402
+from harness.docker.engine import Engine  # noqa: E402
 from harness.lock import read_lock  # noqa: E402
 from harness.verify import prepare  # noqa: E402
-from harness.wheelhouse import Target, fetch  # noqa: E402
+from harness.image.wheelhouse import Target, fetch  # noqa: E402
 
 console = Console(stderr=True)
 MLREPRO = [sys.executable, "-m", "harness.cli"]
@@ -62,7 +62,7 @@ def median_of(runs: int, fn: Callable[[], float]) -> tuple[float, list[float]]:
 
 def bench_cold_build(runs: int, engine: Engine, image) -> dict:
     """`mlrepro build --no-cache` vs `docker build --no-cache` of the same Dockerfile and args."""
-    from harness.build import build_args
+    from harness.image.build import build_args
 
     config = load_config(ROOT)
     args = build_args(config, read_lock(config.lock), image.base_image)

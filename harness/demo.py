@@ -33,11 +33,11 @@ from rich.text import Text
 
 from harness.compare import ArtifactResult, compare_artifact
 from harness.config import Config
-from harness.engine import Engine
+from harness.docker.engine import Engine
 from harness.errors import MlreproError, tail
 from harness.lock import Lock, read_lock
 from harness.report import Report, render
-from harness.runner import HOST_PROCESSES, RunResult, expand, forwarded_env, run_tempdir
+from harness.sides.runner import HOST_PROCESSES, RunResult, expand, forwarded_env, run_tempdir
 
 DEFAULT_DRIFT_LOCK = Path("examples/drift/requirements.txt")
 DEFAULT_DRIFT_VENV = Path(".mlrepro/drift-venv")

@@ -41,7 +41,7 @@ def in_ci() -> bool:
 
 def require_engine():
     """An Engine, or skip (locally) / fail (CI=true) with the reason."""
-    from harness.engine import Engine
+    from harness.docker.engine import Engine
     from harness.errors import EngineError
 
     try:
@@ -129,7 +129,7 @@ def mlrepro_worker_sides(request: pytest.FixtureRequest, mlrepro_config, mlrepro
     """(ContainerWorker, HostWorker), both started (setup steps run, worker ready); removed at session end."""
     if mlrepro_config.worker is None:
         pytest.skip("no [tool.mlrepro.worker] in the configuration: add command, setup and schema to run worker parity tests")
-    from harness.worker import ContainerWorker, HostWorker, started_together
+    from harness.parity.worker import ContainerWorker, HostWorker, started_together
 
     sides = (ContainerWorker(mlrepro_engine, mlrepro_config, mlrepro_image[1].tag), HostWorker(mlrepro_config))
     request.config.stash[_WORKERS_KEY] = sides
@@ -139,14 +139,14 @@ def mlrepro_worker_sides(request: pytest.FixtureRequest, mlrepro_config, mlrepro
 
 @pytest.fixture(scope="session")
 def mlrepro_workers(mlrepro_worker_sides):
-    """(container Worker, host Worker): send the same rows to both (`harness.worker.ask_both`) and compare."""
+    """(container Worker, host Worker): send the same rows to both (`harness.parity.worker.ask_both`) and compare."""
     return tuple(side.worker for side in mlrepro_worker_sides)
 
 
 @pytest.fixture(scope="session")
 def mlrepro_schema(mlrepro_config, mlrepro_worker_sides):
     """The feature schema ([{"name", "min", "max"}]) from the host side's setup output, per `worker.schema`."""
-    from harness.worker import read_schema
+    from harness.parity.worker import read_schema
 
     return read_schema(mlrepro_worker_sides[1].out_dir, mlrepro_config.worker.schema)
 

@@ -10,15 +10,15 @@ import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-from harness.build import ensure_image
+from harness.image.build import ensure_image
 from harness.compare import compare_artifact, compare_environments, compare_packages
 from harness.config import Config
-from harness.engine import RUN_ID, Engine
+from harness.docker.engine import RUN_ID, Engine
 from harness.errors import InterruptedRun
 from harness.lock import Lock, read_lock
 from harness.report import ImageInfo, Report
-from harness.runner import HOST_PROCESSES, RunResult, host_python, run_in_image, run_on_host
-from harness.wheelhouse import Target, fetch
+from harness.sides.runner import HOST_PROCESSES, RunResult, host_python, run_in_image, run_on_host
+from harness.image.wheelhouse import Target, fetch
 
 
 def prepare(config: Config, engine: Engine, *, progress: Callable[[str], None] = print, no_cache: bool = False) -> tuple[Lock, ImageInfo]:

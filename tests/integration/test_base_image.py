@@ -13,8 +13,8 @@ import shutil
 
 import pytest
 
-from harness.baseimage import ensure_base
-from harness.engine import RUN_ID
+from harness.image.base import ensure_base
+from harness.docker.engine import RUN_ID
 
 REF = f"mlrepro-test/python-base:{RUN_ID}"
 

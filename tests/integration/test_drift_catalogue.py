@@ -39,11 +39,11 @@ import pytest
 from harness.compare import ArtifactRule, Difference
 from harness.config import Step
 from harness.demo import DEFAULT_DRIFT_LOCK, DEFAULT_DRIFT_VENV, ensure_venv
-from harness.engine import RUN_ID
+from harness.docker.engine import RUN_ID
 from harness.lock import read_lock
 from harness.plugin import assert_reproducible
 from harness.report import Report
-from harness.runner import host_python, run_in_image, run_on_host
+from harness.sides.runner import host_python, run_in_image, run_on_host
 from harness.verify import compare_runs, run_both
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -288,7 +288,7 @@ def test_a_stale_lock_is_named(tmp_path):
     """requirements.in re-pinned without re-locking: `mlrepro lock --check` exits 1 naming the package."""
     from click.testing import CliRunner
 
-    from harness.lock_cli import lock_command
+    from harness.cli.lock import lock_command
 
     project = tmp_path / "project"
     (project / "examples").mkdir(parents=True)

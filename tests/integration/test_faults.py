@@ -28,11 +28,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.baseimage import resolve_base
+from harness.image.base import resolve_base
 from harness.config import load_config
-from harness.engine import Engine
-from harness.runner import run_processes, run_tempdirs
-from harness.wheelhouse import STAMP, Target
+from harness.docker.engine import Engine
+from harness.sides.runner import run_processes, run_tempdirs
+from harness.image.wheelhouse import STAMP, Target
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,12 +19,12 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from harness.build import git_provenance
+from harness.image.build import git_provenance
 from harness.config import Step
-from harness.engine import RUN_ID
+from harness.docker.engine import RUN_ID
 from harness.errors import StepError
 from harness.plugin import in_ci
-from harness.runner import run_in_image
+from harness.sides.runner import run_in_image
 
 ROOT = Path(__file__).resolve().parents[2]
 

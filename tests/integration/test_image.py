@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.baseimage import resolve_base
-from harness.engine import Engine
+from harness.image.base import resolve_base
+from harness.docker.engine import Engine
 from harness.errors import BuildError
-from harness.runner import run_in_image
+from harness.sides.runner import run_in_image
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -26,9 +26,9 @@ from click.testing import CliRunner
 
 from harness.config import load_config
 from harness.lock import parse_lock
-from harness.lock_cli import lock_command
-from harness.pipcompile import check, host_target
-from harness.wheelhouse import Target
+from harness.cli.lock import lock_command
+from harness.lock.pipcompile import check, host_target
+from harness.image.wheelhouse import Target
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = "%d.%d" % sys.version_info[:2]
@@ -350,10 +350,10 @@ def test_freshness_gate_on_the_project(tmp_path):
 
 @pytest.mark.docker
 def test_container_resolution_reproduces_the_committed_lock(tmp_path):
-    from harness.baseimage import resolve_base
-    from harness.engine import LABEL_ROLE, LABEL_RUN, RUN_ID
+    from harness.image.base import resolve_base
+    from harness.docker.engine import LABEL_ROLE, LABEL_RUN, RUN_ID
     from harness.plugin import require_engine
-    from harness.pipcompile import container_resolver, plan_refresh, refresh
+    from harness.lock.pipcompile import container_resolver, plan_refresh, refresh
 
     engine = require_engine()
     config = load_config(ROOT)

@@ -2,7 +2,7 @@
 
 Both sides run the project's persistent worker (`[tool.mlrepro.worker]`), so an
 example costs milliseconds rather than a `docker exec` and an interpreter start.
-Batches come from the model's feature schema (harness.strategies); a
+Batches come from the model's feature schema (harness.parity.strategies); a
 disagreement shrinks to a minimal batch, shown with both answers. Probabilities
 must be bitwise identical unless the configuration sets worker.atol/rtol.
 
@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.strategies import batches, invalid_batches
-from harness.worker import (
+from harness.parity.strategies import batches, invalid_batches
+from harness.parity.worker import (
     ContainerWorker,
     HostWorker,
     Response,

@@ -32,9 +32,9 @@ import pytest
 import requests
 
 from harness.compare import Difference
-from harness.engine import Engine
+from harness.docker.engine import Engine
 from harness.plugin import assert_reproducible, in_ci
-from harness.registry import (
+from harness.release.registry import (
     Credentials,
     PushError,
     RegistryAuthError,

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.baseimage import apt_mirror
-from harness.build import content_hash
-from harness.runner import expand, forwarded_env
+from harness.image.base import apt_mirror
+from harness.image.build import content_hash
+from harness.sides.runner import expand, forwarded_env
 from harness.config import parse_config
 
 

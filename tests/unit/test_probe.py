@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import probe
+from harness.sides import probe
 
-PROBE = Path(__file__).resolve().parents[2] / "harness" / "probe.py"
+PROBE = Path(__file__).resolve().parents[2] / "harness" / "sides" / "probe.py"
 
 DETERMINISM_VARS = {
     "OMP_NUM_THREADS": "1",

@@ -19,9 +19,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from harness.compare import Difference
-from harness.engine import LayerProgress, scan_registry_stream
+from harness.docker.engine import LayerProgress, scan_registry_stream
 from harness.errors import MlreproError
-from harness.registry import (
+from harness.release.registry import (
     ACR_TOKEN_USER,
     MEDIA_DOCKER_LIST,
     MEDIA_DOCKER_MANIFEST,

@@ -2,7 +2,7 @@
 
 In-process through Server.handle / Server.serve (fast), plus end-to-end runs of
 `python -m ml_project.serve` for EOF, startup errors and bad input mid-stream.
-The round trip through the harness's client encoding (harness.worker) is
+The round trip through the harness's client encoding (harness.parity.worker) is
 checked here too: the two ends of the protocol must agree bit for bit.
 """
 
@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 from hypothesis import example, given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from harness.worker import decode_ready, decode_response, encode_request  # noqa: E402
+from harness.parity.worker import decode_ready, decode_response, encode_request  # noqa: E402
 from ml_project import dataset, predict, serve, train  # noqa: E402
 
 NAMES = dataset.feature_names()

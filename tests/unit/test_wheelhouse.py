@@ -3,7 +3,7 @@
 import json
 
 from harness.lock import parse_lock
-from harness.wheelhouse import STAMP, Target, is_fresh
+from harness.image.wheelhouse import STAMP, Target, is_fresh
 
 
 def test_platform_tags_cover_older_glibc_newest_first():

@@ -1,4 +1,4 @@
-"""harness.worker's pure parts (protocol, comparison, schema) and harness.strategies, without Docker.
+"""harness.parity.worker's pure parts (protocol, comparison, schema) and harness.parity.strategies, without Docker.
 
 The Worker client runs over a fake stream (ids, ordering, crashes, timeouts,
 evidence) and over a real host subprocess speaking a scripted protocol.
@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from harness.config import load_config
 from harness.errors import StepError
-from harness.strategies import NON_FINITE, SPECIAL_VALUES, batches, check_schema, invalid_batches, rows
-from harness.worker import (
+from harness.parity.strategies import NON_FINITE, SPECIAL_VALUES, batches, check_schema, invalid_batches, rows
+from harness.parity.worker import (
     HostWorker,
     ProtocolError,
     Response,

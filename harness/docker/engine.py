@@ -366,7 +366,7 @@ class Engine:
         except (requests.exceptions.RequestException, docker.errors.APIError) as exc:
             raise EngineError(f"the engine failed during the push of {ref} ({_redacted_first(exc, secrets)}); {START_HINT}") from None
         if not outcome.digest:
-            from harness.registry import PushError
+            from harness.release.registry import PushError
 
             raise PushError(f"the push of {ref} ended without a digest (no final aux line); nothing can be claimed as released, retry the push",
                             evidence=tail("\n".join(outcome.lines), 40))
@@ -706,7 +706,7 @@ def scan_registry_stream(chunks: Iterable[Mapping], *, action: str, on_layer: Ca
     answering -> RegistryUnreachable, anything else -> PushError; the
     (redacted) stream tail travels as evidence.
     """
-    from harness.registry import PushError, RegistryAuthError, RegistryUnreachable, redact
+    from harness.release.registry import PushError, RegistryAuthError, RegistryUnreachable, redact
 
     lines: list[str] = []
     digest = None
@@ -755,7 +755,7 @@ def _split_tag(ref: str) -> tuple[str, str]:
 
 
 def _redacted_first(exc: BaseException, secrets: tuple[str, ...]) -> str:
-    from harness.registry import redact
+    from harness.release.registry import redact
 
     text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
     return redact(text, secrets)

@@ -51,7 +51,7 @@ Check (`mlrepro lock --check`, the freshness gate)
     minimal: every Requires-Dist of every locked package (markers and extras
     evaluated for the target) is satisfied by a pin, and every pin is reachable
     from `requirements.in`. Missing wheels are fetched with
-    `harness.wheelhouse.fetch` (that needs the index).
+    `harness.image.wheelhouse.fetch` (that needs the index).
 
     A stale lock is a result (`CheckResult`, exit 1, each finding names the
     package and says to run `mlrepro lock`); unusable input is a `LockError`
@@ -89,11 +89,11 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion, Version
 
 from harness.errors import LockError, StepError, WheelhouseError, tail
-from harness.lock import Lock, _logical_lines, parse_lock
-from harness.wheelhouse import Target
+from harness.lock.lockfile import Lock, _logical_lines, parse_lock
+from harness.image.wheelhouse import Target
 
 if TYPE_CHECKING:  # docker stays unimported for the pure parts and --check
-    from harness.engine import Container, Engine
+    from harness.docker.engine import Container, Engine
 
 __all__ = [
     "COMPILE_COMMAND", "FORWARDED_ENV", "DEFAULT_INDEX_URL",
@@ -659,7 +659,7 @@ class HostResolver:
             raise LockError(f"--resolver host cannot lock for the image: {reason}; use the default container resolver (drop --resolver host)")
 
     def compile(self, files: Mapping[str, bytes], *, src: str, output: str, options: CompileOptions) -> CompileRun:
-        from harness.runner import scratch_dir  # lazily: --check must not need docker's imports
+        from harness.sides.runner import scratch_dir  # lazily: --check must not need docker's imports
 
         with scratch_dir("lock") as work:
             for name, data in files.items():
@@ -790,7 +790,7 @@ def container_resolver(engine: "Engine", image: str, target: Target, *, environ:
         files["host-ca.crt"] = bundle.read_bytes()
         env["PIP_CERT"] = f"{root}/host-ca.crt"
     start = time.monotonic()
-    from harness.runner import scratch_dir
+    from harness.sides.runner import scratch_dir
 
     with scratch_dir("pip-tools") as tmp:
         for wheel in fetch_tool_wheels(tmp, target, environ=environ):
@@ -988,7 +988,7 @@ def _locked_metadata(lock: Lock, lock_path: Path, target: Target, wheelhouse: Pa
         listed = ", ".join(f"{p.name}=={p.version}" for p in missing[:5]) + (" ..." if len(missing) > 5 else "")
         if not fetch_missing:
             raise LockError(f"the check needs the locked wheels, and {len(missing)} are not in {wheelhouse} ({listed}); run 'mlrepro wheelhouse' with the index reachable")
-        from harness.wheelhouse import fetch
+        from harness.image.wheelhouse import fetch
 
         progress(f"{len(missing)} locked wheel(s) not in {wheelhouse.name}/ ({listed}): fetching them to read their metadata")
         try:

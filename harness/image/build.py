@@ -16,9 +16,9 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 from typing import Callable, Mapping
 
-from harness.baseimage import resolve_base
+from harness.image.base import resolve_base
 from harness.config import Config
-from harness.engine import LABEL_CONTENT_HASH, Engine, context_files
+from harness.docker.engine import LABEL_CONTENT_HASH, Engine, context_files
 from harness.errors import BuildError
 from harness.lock import Lock
 from harness.report import ImageInfo

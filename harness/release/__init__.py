@@ -42,7 +42,7 @@ from typing import Any, Callable, Mapping
 
 from harness.errors import MlreproError
 from harness.files import write_atomic
-from harness.registry import (
+from harness.release.registry import (
     MEDIA_DOCKER_LIST,
     MEDIA_OCI_EMPTY,
     MEDIA_OCI_INDEX,
@@ -287,7 +287,7 @@ def release(
     image: str,
     report_path: Path,
     root: Path,
-    engine,  # harness.engine.Engine (not imported here: the policy above stays importable without docker)
+    engine,  # harness.docker.engine.Engine (not imported here: the policy above stays importable without docker)
     auth: AuthProvider | None = None,
     allow_dirty: bool = False,
     record_path: Path | None = None,
@@ -400,7 +400,7 @@ def release_project(config, target: ReleaseTarget, *, image: str | None = None, 
     writes its report to `report_path` before releasing; the release is refused
     when it finds drift. `options` go to `release()`.
     """
-    from harness.engine import Engine
+    from harness.docker.engine import Engine
     from harness.verify import prepare, verify
 
     engine = engine or Engine.connect()

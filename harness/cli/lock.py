@@ -3,8 +3,7 @@
 Exit codes: 0 locked / up to date / fresh; 1 stale (`--check` only: each reason
 on stdout, then what to run); 2 unusable input or infrastructure (one line on
 stderr, `error: ...`, requirements.txt untouched). The library is
-`harness.pipcompile`; `harness.cli` is imported lazily because it registers
-this command.
+`harness.lock.pipcompile`.
 """
 
 from __future__ import annotations
@@ -14,6 +13,8 @@ import stat
 from pathlib import Path
 
 import click
+
+from harness.cli.options import config_option, load
 
 
 def _usage(check: bool, upgrade: bool, upgrade_packages: tuple[str, ...], resolver: str | None,
@@ -28,8 +29,7 @@ def _usage(check: bool, upgrade: bool, upgrade_packages: tuple[str, ...], resolv
 
 
 @click.command("lock", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", type=click.Path(dir_okay=True), default=None,
-              help="pyproject.toml (or its directory) holding [tool.mlrepro]; default: nearest one.")
+@config_option
 @click.option("--check", is_flag=True,
               help="Change nothing: exit 1 when requirements.txt no longer resolves requirements.in for the image (offline when the locked wheels are in the wheelhouse).")
 @click.option("--upgrade", "-U", is_flag=True, help="Re-resolve every package to the newest version allowed.")
@@ -48,24 +48,18 @@ def lock_command(config_path: str | None, check: bool, upgrade: bool, upgrade_pa
     one: `mlrepro lock -P NAME`. CI runs `mlrepro lock --check`.
     """
     _usage(check, upgrade, upgrade_packages, resolver, index_url, find_links)
-    from harness.cli import run
+    from harness.cli.options import run
 
     run(lambda: _check(config_path) if check else _refresh(config_path, upgrade, upgrade_packages, resolver or "container", index_url, find_links))
 
 
-def _config(config_path: str | None):
-    from harness.config import load_config
-
-    return load_config(Path(config_path) if config_path else None)
-
-
 def _check(config_path: str | None) -> int:
-    from harness.cli import out, progress
+    from harness.cli.options import out, progress
     from harness.errors import EXIT_DRIFT, EXIT_OK
-    from harness.pipcompile import check, host_target
-    from harness.wheelhouse import Target
+    from harness.lock.pipcompile import check, host_target
+    from harness.image.wheelhouse import Target
 
-    config = _config(config_path)
+    config = load(config_path)
     # The image's machine is taken to be the host's: --check needs no Docker engine.
     target = Target(config.wheelhouse.python_version, host_target()["machine"], config.wheelhouse.glibc)
     result = check(config.requirements_in, config.lock, target, config.wheelhouse.dir, progress=progress)
@@ -82,12 +76,12 @@ def _refresh(config_path: str | None, upgrade: bool, upgrade_packages: tuple[str
              index_url: str | None, find_links: Path | None) -> int:
     import dataclasses
 
-    from harness.cli import out, progress, write_atomic
+    from harness.cli.options import out, progress, write_atomic
     from harness.errors import EXIT_OK
-    from harness.pipcompile import CompileOptions, HostResolver, container_resolver, host_target, plan_refresh, refresh
-    from harness.wheelhouse import Target
+    from harness.lock.pipcompile import CompileOptions, HostResolver, container_resolver, host_target, plan_refresh, refresh
+    from harness.image.wheelhouse import Target
 
-    config = _config(config_path)
+    config = load(config_path)
     options = CompileOptions(upgrade=upgrade, upgrade_packages=upgrade_packages, index_url=index_url, find_links=find_links)
     target = Target(config.wheelhouse.python_version, host_target()["machine"], config.wheelhouse.glibc)
     # Inputs first: a bad line costs no container and no network.
@@ -95,8 +89,8 @@ def _refresh(config_path: str | None, upgrade: bool, upgrade_packages: tuple[str
     if resolver == "host":
         update = refresh(plan, HostResolver(), progress=progress)
     else:
-        from harness.baseimage import resolve_base
-        from harness.engine import Engine
+        from harness.image.base import resolve_base
+        from harness.docker.engine import Engine
 
         engine = Engine.connect()
         plan = dataclasses.replace(plan, target=dataclasses.replace(target, arch=engine.architecture()))

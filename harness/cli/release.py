@@ -4,8 +4,7 @@ Exit codes: 0 released (or already released: a no-op that says so; the
 `REGISTRY/REPOSITORY@sha256:...` reference is the only line on stdout);
 2 refused (not verified, changed image, dirty tree, tag taken by another image)
 or failed (credentials, registry down, push error): one line on stderr, and
-no release record. The library is `harness.release`; `harness.cli` is
-imported lazily because it registers this command.
+no release record. The library is `harness.release`.
 """
 
 from __future__ import annotations
@@ -16,12 +15,13 @@ from typing import Iterator
 
 import click
 
-from harness.registry import AUTH_METHODS
+from harness.cli.options import config_option
+
+from harness.release.registry import AUTH_METHODS
 
 
 @click.command("release", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", type=click.Path(dir_okay=True), default=None,
-              help="pyproject.toml (or its directory) holding [tool.mlrepro]; default: nearest one.")
+@config_option
 @click.option("--registry", required=True, metavar="HOST[:PORT]", help="Registry host: NAME.azurecr.io, ACCOUNT.dkr.ecr.REGION.amazonaws.com, or any OCI registry.")
 @click.option("--repository", required=True, metavar="REPO", help="Repository in the registry (e.g. team/model).")
 @click.option("--tag", required=True, metavar="VERSION", help="Tag to release under; never moved once it names an image.")
@@ -45,7 +45,7 @@ def release_command(config_path: str | None, registry: str, repository: str, tag
     ECR:  mlrepro release --registry 123456789012.dkr.ecr.eu-west-1.amazonaws.com --repository model --tag 1.4.0
     any:  MLREPRO_REGISTRY_USERNAME=... MLREPRO_REGISTRY_PASSWORD=... mlrepro release --registry reg.example.com ...
     """
-    from harness.cli import run
+    from harness.cli.options import run
 
     run(lambda: _release(config_path, registry, repository, tag, image, report_path, verify_first, allow_dirty,
                          auth_method, record_path, no_report_artifact))
@@ -53,14 +53,14 @@ def release_command(config_path: str | None, registry: str, repository: str, tag
 
 def _release(config_path, registry, repository, tag, image, report_path, verify_first, allow_dirty, auth_method,
              record_path, no_report_artifact) -> int:
-    from harness.cli import _config, out, progress
-    from harness.engine import Engine
+    from harness.cli.options import load, out, progress
+    from harness.docker.engine import Engine
     from harness.errors import EXIT_OK
-    from harness.registry import auth_for
+    from harness.release.registry import auth_for
     from harness.release import ReleaseTarget, release_project
 
     target = ReleaseTarget(registry, repository, tag)  # a bad name fails before any build or network
-    config = _config(config_path)
+    config = load(config_path)
     engine = Engine.connect()
     provider = auth_for(registry, auth_method, docker_config=engine.registry_credentials)
     with _layer_bars() as on_layer:
@@ -82,12 +82,12 @@ def _layer_bars() -> Iterator:
     """One progress bar per layer on stderr (rich), fed by the engine's push stream."""
     from rich.progress import BarColumn, Progress, TextColumn
 
-    from harness.cli import err
+    from harness.cli.options import err
 
     bars = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[size]}"), console=err)
     tasks: dict[str, int] = {}
 
-    def on_layer(event) -> None:  # harness.engine.LayerProgress
+    def on_layer(event) -> None:  # harness.docker.engine.LayerProgress
         if not tasks:
             bars.start()  # only once something moves: a no-op release prints no empty bar block
         if event.layer not in tasks:

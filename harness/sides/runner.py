@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-from harness import probe as probe_module
+from harness.sides import probe as probe_module
 from harness.config import Config, Step
-from harness.engine import RUN_ID, Engine, pid_alive
+from harness.docker.engine import RUN_ID, Engine, pid_alive
 from harness.errors import MlreproError, StepError, tail
 
 PROBE_SOURCE = Path(probe_module.__file__).read_bytes()

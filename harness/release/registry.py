@@ -1,6 +1,6 @@
 """A container registry, spoken to over its HTTP API (OCI distribution spec), and how to log in to it.
 
-Docker pushes and pulls (through `harness.engine`); this module checks what
+Docker pushes and pulls (through `harness.docker.engine`); this module checks what
 the registry really holds: which digest a tag points to, which image config a
 manifest names, and it uploads the small verification-report artifact. It
 needs no Docker, only `requests` (a docker-py dependency).

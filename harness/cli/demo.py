@@ -2,8 +2,7 @@
 
 Exit codes: 0 when the demo ran (drift is the expected outcome of a demo, not
 a failure); 2 on usage, configuration or infrastructure errors (one line on
-stderr, `error: ...`). The library is `harness.demo`; `harness.cli` is
-imported lazily because it registers this command.
+stderr, `error: ...`). The library is `harness.demo`.
 """
 
 from __future__ import annotations
@@ -12,10 +11,11 @@ from pathlib import Path
 
 import click
 
+from harness.cli.options import config_option
+
 
 @click.command("demo", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", type=click.Path(dir_okay=True), default=None,
-              help="pyproject.toml (or its directory) holding [tool.mlrepro]; default: nearest one.")
+@config_option
 @click.option("--drift-lock", "drift_lock", type=click.Path(dir_okay=False), default=None,
               help="The deliberately different lock (pip-compile'd, with hashes); default: examples/drift/requirements.txt under the project root.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
@@ -28,15 +28,14 @@ def demo_command(config_path: str | None, drift_lock: str | None, json_path: str
     is then used by the project's predict step in that venv, and what happens
     (warnings, a failure, other predictions) is shown as measured.
     """
-    from harness.cli import run
+    from harness.cli.options import run
 
     def body() -> int:
-        from harness.cli import out, progress, write_atomic
-        from harness.config import load_config
+        from harness.cli.options import load, out, progress, write_atomic
         from harness.demo import render_demo, run_demo
         from harness.errors import EXIT_OK
 
-        config = load_config(Path(config_path) if config_path else None)
+        config = load(config_path)
         lock = Path(drift_lock).resolve() if drift_lock else None  # relative to the shell, like every path option
         result = run_demo(config, drift_lock=lock, progress=progress)
         render_demo(result, out)

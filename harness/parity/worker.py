@@ -19,7 +19,7 @@ be able to send them and see them rejected); responses are decoded strictly
 (a NaN token in a response is a protocol error).
 
 `HostWorker` and `ContainerWorker` prepare a side exactly like a run does
-(`harness.runner`: inputs, forwarded environment, the configured `setup`
+(`harness.sides.runner`: inputs, forwarded environment, the configured `setup`
 steps, the side's interpreter) and then start the worker there. Both are
 context managers that always remove what they made (process, container,
 temporary directory), on errors and Ctrl-C too. A worker that dies, hangs or
@@ -54,7 +54,7 @@ from harness.streams import LineReader
 
 if TYPE_CHECKING:
     from harness.config import Config
-    from harness.engine import Engine
+    from harness.docker.engine import Engine
 
 __all__ = [
     "Response", "ProtocolError", "WorkerError", "encode_request", "decode_response", "decode_ready",
@@ -227,7 +227,7 @@ class WorkerError(StepError):
 
 
 class Stream(Protocol):
-    """What a Worker needs from a running process: harness.engine.ExecStream or `_ProcessStream`."""
+    """What a Worker needs from a running process: harness.docker.engine.ExecStream or `_ProcessStream`."""
 
     stderr: str
 
@@ -489,7 +489,7 @@ class HostWorker(_Side):
         self.stream: _ProcessStream | None = None
 
     def _start(self) -> None:
-        from harness.runner import expand, forwarded_env, host_python, run_step_on_host, run_tempdir
+        from harness.sides.runner import expand, forwarded_env, host_python, run_step_on_host, run_tempdir
 
         python = self.python or host_python(self.config, progress=lambda message: None)
         tmp = run_tempdir("worker")  # named after the run, so `mlrepro clean` finds it if we are killed
@@ -534,10 +534,10 @@ class ContainerWorker(_Side):
     def __init__(self, engine: "Engine", config: "Config", image: str) -> None:
         super().__init__(config)
         self.engine, self.image = engine, image
-        self.box = None  # harness.engine.Container once started
+        self.box = None  # harness.docker.engine.Container once started
 
     def _start(self) -> None:
-        from harness.runner import expand, forwarded_env, run_step_in_container
+        from harness.sides.runner import expand, forwarded_env, run_step_in_container
 
         wd = self.config.run.workdir_in_image
         out, inputs = f"{wd}/out", f"{wd}/in"

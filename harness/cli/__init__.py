@@ -1,0 +1,31 @@
+"""`mlrepro`: a thin command line over the library.
+
+One module per command (`verify`, `image`: base-image / wheelhouse / build,
+`lock`, `demo`, `release`, `clean`), what they share in `options`. This
+module only assembles the group; nothing imports it back.
+"""
+
+from __future__ import annotations
+
+import click
+
+from harness.cli.clean import clean_command
+from harness.cli.demo import demo_command
+from harness.cli.image import base_image_command, build_command, wheelhouse_command
+from harness.cli.lock import lock_command
+from harness.cli.options import Group
+from harness.cli.release import release_command
+from harness.cli.verify import verify_command
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mlrepro")
+def main() -> None:
+    """Prove that an ML container computes exactly what was tested."""
+
+
+for _command in (verify_command, base_image_command, wheelhouse_command, build_command, clean_command,
+                 lock_command, demo_command, release_command):
+    main.add_command(_command)
+
+__all__ = ["main"]
