@@ -27,9 +27,10 @@ _LEFTOVERS_AT_START = pytest.StashKey["set[str] | None"]()
 def _leftovers() -> set[str] | None:
     """What this process's runs, or runs whose process is gone, left behind; None without an engine."""
     try:
-        from harness.docker.engine import LABEL_RUN, RUN_ID, Engine
+        from harness.docker.engine import Engine
+        from harness.ownership import LABEL_RUN, RUN_ID
         from harness.errors import EngineError
-        from harness.sides.runner import run_processes, run_tempdirs
+        from harness.ownership import run_processes, run_tempdirs
 
         resources = Engine.connect(timeout=5).managed_resources()
     except (ImportError, EngineError):

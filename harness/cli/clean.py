@@ -14,7 +14,7 @@ def clean_command(include_live: bool) -> None:
 
     def body() -> int:
         from harness.docker.engine import Engine
-        from harness.sides.runner import remove_stale_tempdirs, stop_stale_processes
+        from harness.ownership import remove_stale_tempdirs, stop_stale_processes
 
         procs = stop_stale_processes(include_live=include_live)
         dirs = remove_stale_tempdirs(include_live=include_live)

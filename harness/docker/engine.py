@@ -13,64 +13,28 @@ offline engines, and our own labels + `finally` do its job.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import re
-import select
-import socket
-import tarfile
-import threading
-import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Callable, Iterator, Mapping
 
-os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+import docker
+import docker.errors
+import requests.exceptions
+from docker.utils.build import exclude_paths
+from testcontainers.core.config import testcontainers_config
+from testcontainers.core.container import DockerContainer
 
-import docker  # noqa: E402
-import docker.errors  # noqa: E402
-import requests.exceptions  # noqa: E402
-from docker.utils.build import exclude_paths  # noqa: E402
-from testcontainers.core.config import testcontainers_config  # noqa: E402
-from testcontainers.core.container import DockerContainer  # noqa: E402
-
-from harness.errors import BuildError, EngineError, StepError, tail  # noqa: E402
-from harness.streams import LineReader  # noqa: E402
+from harness.errors import BuildError, EngineError, tail
+from harness.docker.container import START_HINT, Container, _quiet_stop, _remove_volume
+from harness.docker.registry_stream import LayerProgress, _redacted_first, _split_tag, scan_registry_stream
+from harness.ownership import LABEL_MANAGED, LABEL_RUN, RUN_ID, owner_alive, owner_labels
 
 testcontainers_config.ryuk_disabled = True
 
-LABEL_MANAGED = "io.mlrepro.managed"
-LABEL_RUN = "io.mlrepro.run"
-LABEL_ROLE = "io.mlrepro.role"
-LABEL_CONTENT_HASH = "io.mlrepro.content-hash"
-LABEL_PID = "io.mlrepro.pid"  # the creating process: `mlrepro clean` removes only what dead processes left
-LABEL_HOST = "io.mlrepro.host"  # ... on this host (a pid means nothing on another machine sharing the engine)
-_RUN_ID_FORMAT = re.compile(r"[a-z0-9][a-z0-9_.]{0,31}")  # no '-': it separates the parts of temp dir names
-
-
-def _run_id() -> str:
-    # A caller (CI, a test) may choose the id so it can find what a run made; it must be unique per process.
-    chosen = os.environ.get("MLREPRO_RUN_ID")
-    if chosen is None:
-        return uuid.uuid4().hex[:12]
-    if not _RUN_ID_FORMAT.fullmatch(chosen):
-        raise EngineError(f"MLREPRO_RUN_ID: expected 1-32 characters of a-z, 0-9, '_', '.', found {chosen!r}; fix or unset it")
-    return chosen
-
-
-#: One id per process: every resource this process creates (containers, volumes,
-#: temporary directories) carries it.
-RUN_ID = _run_id()
-
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the legacy builder colours stderr lines
-START_HINT = "start one (Docker Desktop, 'sudo systemctl start docker', or scripts/ensure-docker.sh as root on Debian)"
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    exit_code: int
-    output: str
 
 
 @dataclass(frozen=True)
@@ -83,30 +47,8 @@ class Resource:
 
     @property
     def owner_alive(self) -> bool:
-        """Whether the process that created it may still be running.
-
-        Unlabeled owners (resources older than the owner labels) count as gone;
-        owners on another host count as alive (their pid cannot be checked here).
-        """
-        pid, host = self.labels.get(LABEL_PID, ""), self.labels.get(LABEL_HOST, "")
-        if not pid.isdigit():
-            return False  # made before owners were labeled: nobody to wait for
-        return host != socket.gethostname() or pid_alive(int(pid))
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def run_labels(role: str) -> dict[str, str]:
-    """The labels of everything this process creates: managed, run id, role, owner."""
-    return {LABEL_MANAGED: "true", LABEL_RUN: RUN_ID, LABEL_ROLE: role, LABEL_PID: str(os.getpid()), LABEL_HOST: socket.gethostname()}
+        """Whether the process that created it may still be running (see `harness.ownership.owner_alive`)."""
+        return owner_alive(self.labels)
 
 
 def context_files(context: Path, dockerfile: Path) -> list[str]:
@@ -277,7 +219,7 @@ class Engine:
         with the container. (A volume, not a tmpfs: the engine can copy files
         out of a volume, not out of a tmpfs.)
         """
-        labels = run_labels(role)
+        labels = owner_labels(role)
         kwargs: dict = {"labels": labels, "network": network}
         if mem_limit:
             kwargs["mem_limit"] = mem_limit
@@ -429,333 +371,3 @@ def _build_failure(log: list[str], engine_message: str) -> str:
     return (engine_message.strip().splitlines() or ["no message"])[-1][:300] + "; the build log tail follows"
 
 
-def _remove_volume(volume, patience: float = 15) -> None:  # noqa: ANN001
-    # The container may still be going (an interrupt removes it from another thread):
-    # a volume in use cannot be removed, so retry for a while. Never raises.
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            volume.remove(force=True)
-            return
-        except docker.errors.NotFound:
-            return
-        except docker.errors.APIError as exc:
-            if exc.status_code != 409 or time.monotonic() > deadline:
-                return
-        except Exception:  # the engine is gone: `mlrepro clean` removes it later
-            return
-        time.sleep(0.2)
-
-
-def _quiet_stop(tc: DockerContainer) -> None:
-    # Removal must not mask the error that brought us here.
-    with contextlib.suppress(Exception):
-        tc.stop(force=True, delete_volume=True)
-
-
-class Container:
-    """A running container: put files in, run commands, get files out."""
-
-    def __init__(self, raw) -> None:
-        self.raw = raw  # the docker-py Container, for what this class does not cover
-
-    @property
-    def user(self) -> str:
-        return self.raw.attrs.get("Config", {}).get("User", "") or "0"
-
-    def put_files(self, dest: str, files: Mapping[str, bytes], dirs: tuple[str, ...] = ()) -> None:
-        """Write `files` (relative name -> bytes) under `dest`, owned by the container's user."""
-        uid, _, gid = self.user.partition(":")
-        uid_n = int(uid) if uid.isdigit() else 0
-        gid_n = int(gid) if gid.isdigit() else uid_n
-        buf = io.BytesIO()
-        root = PurePosixPath(dest)
-        # A read-only container accepts files only into a mounted volume, at its mount point exactly.
-        into_mount = str(root) in {m.get("Destination") for m in self.raw.attrs.get("Mounts") or ()}
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            made: set[str] = set()
-
-            def add_dir(path: PurePosixPath) -> None:
-                for parent in reversed([path, *path.parents][:-1]):
-                    if str(parent) in made or str(parent) == ".":
-                        continue
-                    made.add(str(parent))
-                    info = tarfile.TarInfo(str(parent))
-                    info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, uid_n, gid_n
-                    tar.addfile(info)
-
-            rel_root = PurePosixPath(".") if into_mount else PurePosixPath(root.name)
-            add_dir(rel_root)
-            for d in dirs:
-                add_dir(rel_root / d)
-            for name, data in sorted(files.items()):
-                path = rel_root / name
-                add_dir(path.parent)
-                info = tarfile.TarInfo(str(path))
-                info.size, info.mode, info.uid, info.gid = len(data), 0o644, uid_n, gid_n
-                tar.addfile(info, io.BytesIO(data))
-        try:
-            copied = self.raw.put_archive(str(root if into_mount else root.parent), buf.getvalue())
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise EngineError(f"could not copy files into the container at {dest} ({str(exc).splitlines()[0][:200]}); check the engine") from None
-        if not copied:
-            raise EngineError(f"could not copy files into the container at {dest}")
-
-    def get_dir(self, path: str) -> dict[str, bytes]:
-        """Every regular file under `path`, by path relative to it ({} if absent)."""
-        try:
-            stream, _ = self.raw.get_archive(path)
-        except docker.errors.NotFound:
-            return {}
-        buf = io.BytesIO(b"".join(stream))
-        out: dict[str, bytes] = {}
-        with tarfile.open(fileobj=buf) as tar:
-            for member in tar.getmembers():
-                if member.isfile():
-                    rel = PurePosixPath(member.name)
-                    rel = PurePosixPath(*rel.parts[1:]) if len(rel.parts) > 1 else rel
-                    out[str(rel)] = tar.extractfile(member).read()
-        return out
-
-    def exec(self, command: list[str], *, timeout: float, env: Mapping[str, str] | None = None, workdir: str | None = None, step: str = "") -> ExecResult:
-        """Run `command`; past `timeout` the container is killed and StepError raised."""
-        result: dict = {}
-
-        def run() -> None:
-            try:
-                code, output = self.raw.exec_run(command, environment=dict(env or {}), workdir=workdir, demux=False)
-                result["value"] = ExecResult(code if code is not None else -1, (output or b"").decode("utf-8", "replace"))
-            except Exception as exc:  # reported below, in the caller's thread
-                result["error"] = exc
-
-        worker = threading.Thread(target=run, daemon=True)
-        worker.start()
-        worker.join(timeout)
-        if worker.is_alive():
-            with contextlib.suppress(Exception):
-                self.raw.kill()
-            raise StepError(
-                f"step {step or command[0]} in the container exceeded its timeout of {timeout:g} s and was killed; raise steps[].timeout or make the step faster",
-                where="image", step=step, exit_code_seen=None,
-            )
-        if "error" in result:
-            exc = result["error"]
-            raise EngineError(
-                f"the engine failed while running step {step or command[0]} ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}); "
-                "once it answers again (restart Docker, or scripts/ensure-docker.sh as root on Debian), run 'mlrepro clean' to remove what this run left on it"
-            ) from None
-        return result["value"]
-
-    def kill_reason(self, since: float) -> str:
-        """Why a process in this container got SIGKILL after `since` (time.time()): evidence for the message."""
-        try:
-            events = self.raw.client.events(since=since, until=time.time(), decode=True,
-                                            filters={"container": self.raw.id, "event": "oom"})
-            if any(True for _ in events):
-                limit = self.raw.attrs.get("HostConfig", {}).get("Memory") or 0
-                return f"killed: out of memory (the container's limit is {limit // 2**20} MiB; raise run.mem_limit or use less memory)" if limit else "killed: out of memory"
-            # A container killed from outside takes a moment to be reported stopped.
-            with contextlib.suppress(requests.exceptions.RequestException):
-                self.raw.wait(timeout=2)
-            self.raw.reload()
-            state = self.raw.attrs.get("State", {})
-        except docker.errors.NotFound:
-            return "killed: the container was removed while the step ran"
-        except (docker.errors.DockerException, requests.exceptions.RequestException):
-            return "killed: the engine stopped answering"
-        if not state.get("Running"):
-            return f"killed: the container stopped while the step ran (exit {state.get('ExitCode')}; killed from outside or by the engine)"
-        return "killed by SIGKILL"
-
-    def exec_stream(self, command: list[str], *, env: Mapping[str, str] | None = None, workdir: str | None = None) -> "ExecStream":
-        """Start `command` with stdin/stdout/stderr attached (a long-lived worker); see ExecStream."""
-        api = self.raw.client.api
-        try:
-            exec_id = api.exec_create(self.raw.id, command, stdin=True, stdout=True, stderr=True, tty=False,
-                                      environment=dict(env or {}), workdir=workdir)["Id"]
-            sock = api.exec_start(exec_id, socket=True)
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise EngineError(f"could not start {command[0]} in the container ({str(exc).splitlines()[0][:200]}); {START_HINT}") from None
-        return ExecStream(api, exec_id, sock)
-
-
-class ExecStream(LineReader):
-    """A process running in a container with its stdin/stdout/stderr attached (no tty).
-
-    docker multiplexes both output streams on one socket, each chunk framed
-    by 8 bytes (stream type 1 = stdout / 2 = stderr, three zero bytes,
-    big-endian uint32 length). `readline` reads and demultiplexes in the
-    caller's thread (no reader thread: a request/response worker answers
-    faster without the hand-off); stderr is collected into `stderr` as it
-    passes, for evidence. `close()` half-closes the socket, which the engine
-    turns into EOF on the process's stdin, then drains the output for a
-    moment so the process can exit by itself.
-    """
-
-    def __init__(self, api, exec_id: str, sock) -> None:
-        self._api, self.exec_id, self._wrapper = api, exec_id, sock
-        self._sock = sock._sock  # the raw socket under docker-py's SocketIO wrapper
-        self._sock.setblocking(True)
-        super().__init__()  # _stdout: demultiplexed stdout not yet returned as lines
-        self._frames = b""  # received, not yet demultiplexed
-        self._stderr = bytearray()
-        self._closed = False
-
-    @property
-    def stderr(self) -> str:
-        return self._stderr.decode("utf-8", "replace")
-
-    def write(self, data: bytes) -> None:
-        try:
-            self._sock.sendall(data)
-        except OSError as exc:
-            raise BrokenPipeError(f"the process in the container no longer reads its stdin ({exc})") from None
-
-    def _demux(self) -> None:
-        frames = self._frames
-        pos = 0
-        while len(frames) - pos >= 8:
-            size = int.from_bytes(frames[pos + 4 : pos + 8], "big")
-            if len(frames) - pos - 8 < size:
-                break
-            target = self._stderr if frames[pos] == 2 else self._stdout
-            target += frames[pos + 8 : pos + 8 + size]
-            pos += 8 + size
-        self._frames = frames[pos:]
-
-    def _receive(self, timeout: float | None) -> bool:
-        """Read what the socket has (waiting up to `timeout`); False on timeout."""
-        if self._eof:
-            return True
-        ready, _, _ = select.select([self._sock], [], [], timeout)
-        if not ready:
-            return False
-        try:
-            chunk = self._sock.recv(262144)
-        except OSError:
-            chunk = b""
-        if chunk:
-            self._frames += chunk
-            self._demux()
-        else:
-            self._eof = True
-        return True
-
-    def _ended(self) -> bool:
-        return self._eof or self._closed
-
-    def exit_code(self) -> int | None:
-        """The process's exit code, or None while it runs (or when the engine cannot tell)."""
-        try:
-            info = self._api.exec_inspect(self.exec_id)
-        except Exception:  # the container is gone: no exit code to be had
-            return None
-        return None if info.get("Running") else info.get("ExitCode")
-
-    def close(self, timeout: float = 5.0) -> None:
-        """EOF on stdin, let the output end (up to `timeout`, stderr still collected), drop the connection."""
-        if self._closed:
-            return
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_WR)
-        deadline = time.monotonic() + timeout
-        with contextlib.suppress(OSError, ValueError):
-            while not self._eof and (left := deadline - time.monotonic()) > 0:
-                self._receive(left)
-        self._closed = True
-        with contextlib.suppress(Exception):
-            self._wrapper.close()
-        with contextlib.suppress(OSError):
-            self._sock.close()
-
-
-# Registry streams (push, pull) ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LayerProgress:
-    """One progress line of a push or pull: a layer's status and, while moving, bytes done of total."""
-
-    layer: str
-    status: str
-    current: int | None = None
-    total: int | None = None
-
-
-@dataclass(frozen=True)
-class StreamOutcome:
-    digest: str | None
-    lines: tuple[str, ...]
-
-
-_STREAM_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
-# How the engine words a registry's refusal / absence in a stream's error line (distribution, ACR, ECR, Docker Hub).
-_AUTH_FAILURES = ("unauthorized", "authentication required", "denied: requested access", "no basic auth credentials",
-                  "incorrect username or password")
-_UNREACHABLE = ("connection refused", "no such host", "i/o timeout", "connection reset", "dial tcp", "server misbehaving")
-
-
-def scan_registry_stream(chunks: Iterable[Mapping], *, action: str, on_layer: Callable[[LayerProgress], None] = lambda e: None,
-                         secrets: tuple[str, ...] = ()) -> StreamOutcome:
-    """Pure: read a push/pull stream to its end; raise on the first error line, else the digest it reported.
-
-    The engine answers HTTP 200 and reports failure as a line with `error` /
-    `errorDetail`, so every line is looked at. The digest is taken from the
-    final `aux` line (the `TAG: digest: ... size: N` status line as fallback).
-    Errors are classified: credentials refused -> RegistryAuthError, nothing
-    answering -> RegistryUnreachable, anything else -> PushError; the
-    (redacted) stream tail travels as evidence.
-    """
-    from harness.release.registry import PushError, RegistryAuthError, RegistryUnreachable, redact
-
-    lines: list[str] = []
-    digest = None
-    status_digest = None
-    for chunk in chunks:
-        if not isinstance(chunk, Mapping):
-            continue
-        if "error" in chunk or "errorDetail" in chunk:
-            detail = chunk.get("errorDetail") or {}
-            message = redact(str(chunk.get("error") or detail.get("message") or "unknown error").strip(), secrets)
-            lines.append(f"error: {message}")
-            evidence = tail("\n".join(lines), 40)
-            lowered = message.lower()
-            if any(word in lowered for word in _AUTH_FAILURES):
-                raise RegistryAuthError(f"{action} failed: the registry refused the credentials ({message[:300]}); "
-                                        "check the user name and password or token, and its push permission", evidence=evidence)
-            if any(word in lowered for word in _UNREACHABLE):
-                raise RegistryUnreachable(f"{action} failed: the registry does not answer ({message[:300]}); check the registry address, or start it",
-                                          evidence=evidence)
-            raise PushError(f"{action} failed ({message[:300]}); nothing was released, fix the cause and retry", evidence=evidence)
-        aux = chunk.get("aux")
-        if isinstance(aux, Mapping) and aux.get("Digest"):
-            digest = str(aux["Digest"])
-            continue
-        status = str(chunk.get("status", ""))
-        layer = chunk.get("id")
-        if layer and status:
-            progress = chunk.get("progressDetail") or {}
-            on_layer(LayerProgress(str(layer), status, progress.get("current"), progress.get("total")))
-            if status not in ("Pushing", "Downloading", "Extracting"):  # the per-chunk lines would drown the evidence
-                lines.append(f"{layer}: {status}")
-        elif status:
-            lines.append(redact(status, secrets))
-            found = _STREAM_DIGEST.search(status) or (re.match(r"Digest: (sha256:[0-9a-f]{64})", status))
-            if found:
-                status_digest = found.group(1)
-    return StreamOutcome(digest or status_digest, tuple(lines))
-
-
-def _split_tag(ref: str) -> tuple[str, str]:
-    """REGISTRY[:PORT]/REPOSITORY:TAG -> (REGISTRY[:PORT]/REPOSITORY, TAG); the registry's port is not a tag."""
-    repository, sep, tag = ref.rpartition(":")
-    if not sep or "/" in tag:
-        raise ValueError(f"ref={ref!r}: expected REPOSITORY:TAG")
-    return repository, tag
-
-
-def _redacted_first(exc: BaseException, secrets: tuple[str, ...]) -> str:
-    from harness.release.registry import redact
-
-    text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-    return redact(text, secrets)

@@ -90,7 +90,7 @@ def make_local_base(engine: Engine, ref: str, *, mirror: str, suite: str, progre
         raise BaseImageError("debootstrap is not installed; install it ('apt-get install debootstrap' as root on Debian) or make the public base image available to the engine")
     if os.geteuid() != 0:
         raise BaseImageError("building the local base image needs root (debootstrap); run 'sudo mlrepro base-image' or make the public base image available")
-    from harness.sides.runner import run_tempdir  # named after the run: `mlrepro clean` finds it if we are killed
+    from harness.ownership import run_tempdir  # named after the run: `mlrepro clean` finds it if we are killed
 
     work = run_tempdir("base")
     rootfs = work / "rootfs"

@@ -18,7 +18,8 @@ from typing import Callable, Mapping
 
 from harness.image.base import resolve_base
 from harness.config import Config
-from harness.docker.engine import LABEL_CONTENT_HASH, Engine, context_files
+from harness.docker.engine import Engine, context_files
+from harness.ownership import LABEL_CONTENT_HASH
 from harness.errors import BuildError
 from harness.lock import Lock
 from harness.report import ImageInfo

@@ -88,7 +88,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from harness.errors import LockError, StepError, WheelhouseError, tail
+from harness.errors import LockError, WheelhouseError, tail
 from harness.lock.lockfile import Lock, _logical_lines, parse_lock
 from harness.image.wheelhouse import Target
 
@@ -659,7 +659,7 @@ class HostResolver:
             raise LockError(f"--resolver host cannot lock for the image: {reason}; use the default container resolver (drop --resolver host)")
 
     def compile(self, files: Mapping[str, bytes], *, src: str, output: str, options: CompileOptions) -> CompileRun:
-        from harness.sides.runner import scratch_dir  # lazily: --check must not need docker's imports
+        from harness.ownership import scratch_dir  # lazily: --check must not need docker's imports
 
         with scratch_dir("lock") as work:
             for name, data in files.items():
@@ -729,10 +729,10 @@ class ContainerResolver:
             )
 
     def _exec(self, command: list[str], *, timeout: float, what: str, workdir: str | None = None) -> "ExecResultLike":
-        try:
-            return self.container.exec(command, timeout=timeout, env=self.env, workdir=workdir, step=what)
-        except StepError:
-            raise LockError(f"{what} in the container did not finish within {timeout:g} s and was stopped; check the index and retry") from None
+        result = self.container.exec(command, timeout=timeout, env=self.env, workdir=workdir)
+        if result.timed_out:
+            raise LockError(f"{what} in the container did not finish within {timeout:g} s and was stopped; check the index and retry")
+        return result
 
     def compile(self, files: Mapping[str, bytes], *, src: str, output: str, options: CompileOptions) -> CompileRun:
         self._runs += 1
@@ -790,7 +790,7 @@ def container_resolver(engine: "Engine", image: str, target: Target, *, environ:
         files["host-ca.crt"] = bundle.read_bytes()
         env["PIP_CERT"] = f"{root}/host-ca.crt"
     start = time.monotonic()
-    from harness.sides.runner import scratch_dir
+    from harness.ownership import scratch_dir
 
     with scratch_dir("pip-tools") as tmp:
         for wheel in fetch_tool_wheels(tmp, target, environ=environ):
@@ -798,7 +798,7 @@ def container_resolver(engine: "Engine", image: str, target: Target, *, environ:
     pip_version, tools_version = importlib_metadata.version("pip"), importlib_metadata.version("pip-tools")
     with engine.container(image, role="lock", env=env, network="bridge") as container:
         container.put_files(root, files)
-        info = container.exec(["python3", "-c", _PYTHON_INFO], timeout=60, step="python version")
+        info = container.exec(["python3", "-c", _PYTHON_INFO], timeout=60)
         try:
             python = json.loads(info.output.strip().splitlines()[-1])
         except (ValueError, IndexError):

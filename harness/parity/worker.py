@@ -571,7 +571,7 @@ class ContainerWorker(_Side):
         pid = self.worker.info.get("pid")
         if not isinstance(pid, int):
             raise MlreproError("the container worker's ready line has no integer 'pid'; cannot kill it selectively")
-        self.box.exec(["python", "-c", f"import os, signal; os.kill({pid}, signal.SIGKILL)"], timeout=30, step="kill-worker")
+        self.box.exec(["python", "-c", f"import os, signal; os.kill({pid}, signal.SIGKILL)"], timeout=30)
 
 
 def _setup_steps(config: "Config") -> list:

@@ -80,7 +80,10 @@ def _step_failed(where: str, step: Step, code: int, output: str, killed: str = "
 def run_step_in_container(box, step: Step, *, out: str, inputs: str) -> str:  # noqa: ANN001 - engine.Container
     """Run one configured step in a container; its output, or StepError saying why it failed."""
     started = time.time()
-    result = box.exec(expand(step.command, out=out, inputs=inputs, python="python"), timeout=step.timeout, step=step.name)
+    result = box.exec(expand(step.command, out=out, inputs=inputs, python="python"), timeout=step.timeout)
+    if result.timed_out:
+        raise StepError(f"step {step.name} in the container exceeded its timeout of {step.timeout:g} s and was killed; raise steps[].timeout or make the step faster",
+                        where="image", step=step.name, exit_code_seen=None)
     if result.exit_code != 0:
         killed = box.kill_reason(started - 1) if result.exit_code == 137 else ""
         raise _step_failed("image", step, result.exit_code, result.output, killed)
@@ -107,7 +110,7 @@ def run_in_image(engine: Engine, config: Config, image: str, *, progress: Callab
         files = {"probe.py": PROBE_SOURCE, **{f"in/{p.name}": p.read_bytes() for p in config.inputs}}
         box.put_files(wd, files, dirs=("out",))
         # The probe only reads the environment: it runs alongside the steps, off the critical path.
-        probing = _alongside(box.exec, ["python", f"{wd}/probe.py", *_probe_args(config)], timeout=120, step="probe")
+        probing = _alongside(box.exec, ["python", f"{wd}/probe.py", *_probe_args(config)], timeout=120)
         logs: dict[str, str] = {}
         for step in config.steps:
             progress(f"image: {step.name}")

@@ -14,7 +14,7 @@ import shutil
 import pytest
 
 from harness.image.base import ensure_base
-from harness.docker.engine import RUN_ID
+from harness.ownership import RUN_ID
 
 REF = f"mlrepro-test/python-base:{RUN_ID}"
 

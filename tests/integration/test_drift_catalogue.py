@@ -39,7 +39,7 @@ import pytest
 from harness.compare import ArtifactRule, Difference
 from harness.config import Step
 from harness.demo import DEFAULT_DRIFT_LOCK, DEFAULT_DRIFT_VENV, ensure_venv
-from harness.docker.engine import RUN_ID
+from harness.ownership import RUN_ID
 from harness.lock import read_lock
 from harness.plugin import assert_reproducible
 from harness.report import Report

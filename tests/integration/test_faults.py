@@ -31,7 +31,7 @@ import pytest
 from harness.image.base import resolve_base
 from harness.config import load_config
 from harness.docker.engine import Engine
-from harness.sides.runner import run_processes, run_tempdirs
+from harness.ownership import run_processes, run_tempdirs
 from harness.image.wheelhouse import STAMP, Target
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,7 +21,7 @@ import pytest
 
 from harness.image.build import git_provenance
 from harness.config import Step
-from harness.docker.engine import RUN_ID
+from harness.ownership import RUN_ID
 from harness.errors import StepError
 from harness.plugin import in_ci
 from harness.sides.runner import run_in_image

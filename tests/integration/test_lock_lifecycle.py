@@ -351,7 +351,7 @@ def test_freshness_gate_on_the_project(tmp_path):
 @pytest.mark.docker
 def test_container_resolution_reproduces_the_committed_lock(tmp_path):
     from harness.image.base import resolve_base
-    from harness.docker.engine import LABEL_ROLE, LABEL_RUN, RUN_ID
+    from harness.ownership import LABEL_ROLE, LABEL_RUN, RUN_ID
     from harness.plugin import require_engine
     from harness.lock.pipcompile import container_resolver, plan_refresh, refresh
 

@@ -1,0 +1,173 @@
+"""Run ownership: who made a resource, and whether that maker still runs. No Docker here.
+
+Every process gets one run id (`RUN_ID`). What it creates carries it: engine
+resources as labels (`owner_labels`), host temporary directories in their name
+(`run_tempdir`), host processes in their environment (`OWNER_ENV`). `mlrepro
+clean` uses the finders below to remove what a run whose process is gone left
+behind, and leaves live runs alone.
+
+A process is named by its pid plus the machine's hostname; cleanup keyed by
+*what a call created* (each side removes its own container, processes and
+directory) never needs these finders: they are for what a killed process could
+not remove itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Iterator, Mapping
+
+from harness.errors import MlreproError
+
+LABEL_MANAGED = "io.mlrepro.managed"
+LABEL_RUN = "io.mlrepro.run"
+LABEL_ROLE = "io.mlrepro.role"
+LABEL_CONTENT_HASH = "io.mlrepro.content-hash"
+LABEL_PID = "io.mlrepro.pid"  # the creating process: `mlrepro clean` removes only what dead processes left
+LABEL_HOST = "io.mlrepro.host"  # ... on this host (a pid means nothing on another machine sharing the engine)
+
+#: Set in the environment of every host process the harness starts: its run id and owning
+#: process, so `mlrepro clean` can find (in /proc) a process whose run was killed and stop it.
+OWNER_ENV = "MLREPRO_OWNER"
+TEMP_PREFIX = "mlrepro-"
+
+_RUN_ID_FORMAT = re.compile(r"[a-z0-9][a-z0-9_.]{0,31}")  # no '-': it separates the parts of temp dir names
+
+
+def _run_id() -> str:
+    # A caller (CI, a test) may choose the id so it can find what a run made; it must be unique per process.
+    chosen = os.environ.get("MLREPRO_RUN_ID")
+    if chosen is None:
+        return uuid.uuid4().hex[:12]
+    if not _RUN_ID_FORMAT.fullmatch(chosen):
+        raise MlreproError(f"MLREPRO_RUN_ID: expected 1-32 characters of a-z, 0-9, '_', '.', found {chosen!r}; fix or unset it")
+    return chosen
+
+
+#: One id per process: every resource this process creates carries it.
+RUN_ID = _run_id()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def owner_labels(role: str) -> dict[str, str]:
+    """The labels of everything this process creates on an engine: managed, run id, role, owner."""
+    return {LABEL_MANAGED: "true", LABEL_RUN: RUN_ID, LABEL_ROLE: role, LABEL_PID: str(os.getpid()), LABEL_HOST: socket.gethostname()}
+
+
+def owner_alive(labels: Mapping[str, str]) -> bool:
+    """Whether the process that made a labeled resource may still be running.
+
+    Unlabeled owners (resources older than the owner labels) count as gone;
+    owners on another host count as alive (their pid cannot be checked here).
+    """
+    pid, host = labels.get(LABEL_PID, ""), labels.get(LABEL_HOST, "")
+    if not pid.isdigit():
+        return False
+    return host != socket.gethostname() or pid_alive(int(pid))
+
+
+def owner_value() -> str:
+    """The value of OWNER_ENV for processes this process starts."""
+    return f"{RUN_ID}:{os.getpid()}"
+
+
+# Host temporary directories -------------------------------------------------------------
+
+
+def run_tempdir(kind: str) -> Path:
+    """A new temporary directory named after this run and process (`mlrepro-<run id>-<pid>-<kind>-...`).
+
+    The name is its label: `mlrepro clean` recognises one that a killed run
+    left behind (its process no longer exists) and removes it.
+    """
+    try:
+        return Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{RUN_ID}-{os.getpid()}-{kind}-"))
+    except OSError as exc:
+        raise MlreproError(f"cannot create a temporary directory in {tempfile.gettempdir()}: {exc.strerror or exc}; "
+                           "free space there or point TMPDIR at a writable directory") from None
+
+
+@contextlib.contextmanager
+def scratch_dir(kind: str) -> Iterator[Path]:
+    """`run_tempdir` as a context manager: removed on exit, whatever happens."""
+    path = run_tempdir(kind)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def run_tempdirs(run_id: str | None = None, *, include_live: bool = True) -> list[Path]:
+    """Temporary directories made by `run_tempdir` (any run, or `run_id`'s), by default also of live processes."""
+    found = []
+    for path in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}{run_id or '*'}-*-*-*"):
+        parts = path.name[len(TEMP_PREFIX):].split("-")  # run id, pid, kind, random
+        pid = int(parts[1]) if parts[1].isdigit() else None
+        if path.is_dir() and pid is not None and (include_live or not pid_alive(pid)):
+            found.append(path)
+    return sorted(found)
+
+
+def remove_stale_tempdirs(*, include_live: bool = False) -> int:
+    """Remove the temporary directories of runs whose process no longer exists (or all, with `include_live`)."""
+    stale = run_tempdirs(include_live=include_live)
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(stale)
+
+
+# Host processes --------------------------------------------------------------------------
+
+
+def run_processes(run_id: str | None = None, *, include_live: bool = True) -> list[int]:
+    """Host processes (any run, or `run_id`'s) found by their OWNER_ENV; Linux (/proc) only."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:  # gone, or not ours to read
+            continue
+        marker = next((v[len(OWNER_ENV) + 1:].decode(errors="replace") for v in environ if v.startswith(OWNER_ENV.encode() + b"=")), None)
+        if marker is None or ":" not in marker:
+            continue
+        owner_run, _, owner_pid = marker.rpartition(":")
+        if run_id not in (None, owner_run) or not owner_pid.isdigit():
+            continue
+        if include_live or not pid_alive(int(owner_pid)):
+            found.append(int(proc.name))
+    return sorted(found)
+
+
+def stop_stale_processes(*, include_live: bool = False) -> int:
+    """Kill the host processes whose run no longer exists (each is its own process group)."""
+    pids = [pid for pid in run_processes(include_live=include_live) if pid != os.getpid()]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    return len(pids)
+
+
+__all__ = [
+    "LABEL_CONTENT_HASH", "LABEL_HOST", "LABEL_MANAGED", "LABEL_PID", "LABEL_ROLE", "LABEL_RUN", "OWNER_ENV", "RUN_ID",
+    "owner_alive", "owner_labels", "owner_value", "pid_alive", "remove_stale_tempdirs", "run_processes", "run_tempdir",
+    "run_tempdirs", "scratch_dir", "stop_stale_processes",
+]
