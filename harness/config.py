@@ -10,6 +10,7 @@ expected a positive number of seconds, found -3``.
 
 from __future__ import annotations
 
+import math
 import re
 import string
 import tomllib
@@ -17,13 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from harness.compare import ArtifactRule
+from harness.compare import ARTIFACT_MODES, DEFAULT_IGNORED_PACKAGES, HOST_EXTRAS, PYTHON_POLICIES, ArtifactRule
 from harness.errors import ConfigError
 
 PLACEHOLDERS = frozenset({"out", "inputs"})
-ARTIFACT_MODES = ("bitwise", "numeric", "json", "hash")
-PYTHON_POLICIES = ("exact", "minor", "ignore")
-HOST_EXTRAS = ("drift", "note", "ignore")
 HOST_MODES = ("current", "venv")
 
 
@@ -137,7 +135,6 @@ DEFAULT_ARTIFACTS: list[dict[str, Any]] = [
 # lacks would make the two sides compute differently for reasons that are not
 # the image's fault, so they are forwarded (and the probe reports them).
 DEFAULT_PASS_ENV = ("OMP_*", "OPENBLAS_*", "MKL_*", "BLIS_*", "NUMEXPR_*", "PYTHONHASHSEED")
-DEFAULT_IGNORED = ("pip", "setuptools", "wheel", "pip-tools", "distribute", "pkg-resources")
 
 
 class _Table:
@@ -171,8 +168,8 @@ class _Table:
 
     def number(self, name: str, default: float) -> float:
         value = self.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value:
-            raise ConfigError(self.key(name), "a number >= 0", value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ConfigError(self.key(name), "a finite number >= 0", value)
         return float(value)
 
     def strings(self, name: str, default: list[str]) -> tuple[str, ...]:
@@ -294,7 +291,7 @@ def parse_config(data: Mapping[str, Any], root: Path) -> Config:
     compare = CompareConfig(
         python_policy=compare_t.str("python_policy", "minor", PYTHON_POLICIES),
         host_extras=compare_t.str("host_extras", "note", HOST_EXTRAS),
-        ignore_packages=frozenset(compare_t.strings("ignore_packages", list(DEFAULT_IGNORED))),
+        ignore_packages=frozenset(compare_t.strings("ignore_packages", sorted(DEFAULT_IGNORED_PACKAGES))),
     )
     compare_t.done()
 

@@ -63,3 +63,28 @@ def test_string_command_is_split_and_paths_resolve(tmp_path):
     config = parse_config({"inputs": ["in.csv"], "steps": [{"name": "s", "command": "python run.py {out}"}]}, tmp_path)
     assert config.steps[0].command == ("python", "run.py", "{out}")
     assert config.inputs == (tmp_path / "in.csv",)
+
+
+def test_compare_choices_are_the_comparisons_own():
+    # One definition per constant: config validates against what compare accepts.
+    import harness.compare
+    import harness.config
+
+    for name in ("ARTIFACT_MODES", "PYTHON_POLICIES", "HOST_EXTRAS"):
+        assert getattr(harness.config, name) is getattr(harness.compare, name)
+    compare = parse_config({}, ROOT).compare
+    assert compare.ignore_packages == harness.compare.DEFAULT_IGNORED_PACKAGES
+    assert (compare.python_policy, compare.host_extras) == ("minor", "note")
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"compare": {"host_extras": "sometimes"}}, "compare.host_extras"),
+        ({"compare": {"ignore_packages": "pip"}}, "compare.ignore_packages"),
+    ],
+)
+def test_invalid_compare_settings_name_the_key(data, key):
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, ROOT)
+    assert info.value.key == key

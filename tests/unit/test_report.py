@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -18,6 +20,7 @@ from harness.compare import (
     compare_environments,
     compare_packages,
 )
+from harness.compare import DEFAULT_IGNORED_PACKAGES
 from harness.report import ImageInfo, Report, render
 
 IMAGE = ImageInfo(
@@ -184,6 +187,7 @@ reports = st.builds(
     environments=st.dictionaries(st.sampled_from(["image", "host"]), st.dictionaries(st.text(max_size=5), json_values, max_size=4)),
     differences=st.lists(differences, max_size=4).map(tuple),
     artifacts=st.lists(artifact_results, max_size=3).map(tuple),
+    ignored_packages=st.lists(words, max_size=3).map(tuple),
 )
 
 
@@ -249,3 +253,78 @@ def test_render_highlights_differing_environment_cells():
     # Drift cells are bold red; agreeing rows carry no colour.
     assert len(omp) == 1 and "\x1b[1;31m4" in omp[0]
     assert len(machine) == 1 and "\x1b[1;31m" not in machine[0]
+
+
+# ------------------------------------------------------------ ignored packages
+
+
+def ignore_report(ignore) -> Report:
+    """A project that pins pip itself and ignores two of its own packages instead."""
+    lock = {**LOCK, "pip": "24.0"}
+    host = copy.deepcopy(PROBE)
+    host["packages"]["pkg00"] = "9.9"  # ignored, so this is no difference: it must not show as agreeing either
+    differences = compare_packages(lock, PROBE["packages"], host["packages"], ignore=ignore)
+    assert differences == []
+    return Report("iris", IMAGE, LOCK_SHA, {"image": PROBE, "host": host}, tuple(differences), (), ignored_packages=ignore)
+
+
+def package_line(text: str, name: str) -> str:
+    (line,) = [line for line in text.splitlines() if line.startswith(f"│ {name} ")]
+    return line
+
+
+def test_packages_are_shown_with_the_ignore_set_they_were_compared_with():
+    report = ignore_report(("PKG01", "pkg00"))
+    text = export(report)
+    assert "ignored" in package_line(text, "pkg00") and "9.9" in package_line(text, "pkg00")
+    assert "ignored" in package_line(text, "pkg01")
+    # pip was compared (and agreed): it is one of the agreeing packages, not "ignored".
+    assert not [line for line in text.splitlines() if line.startswith("│ pip ")]
+    assert "pip==24.0" in text
+    assert "pkg00==" not in text and "pkg01==" not in text
+    # 12 packages in the image, 2 of them ignored.
+    assert report.package_count() == 10
+    assert report.verdict() == "REPRODUCIBLE: image mlrepro/iris:3f2a9c1d == host == lock (10 packages, no artifacts compared)"
+
+
+def test_ignore_set_is_stored_sorted_and_normalised():
+    report = ignore_report(("PKG01", "pkg00"))
+    assert report.ignored_packages == ("pkg00", "pkg01")
+    assert report.ignores("Pkg01") and not report.ignores("pkg-01")  # PEP 503 spellings, as compare_packages reads them
+    text = report.to_json()
+    assert json.loads(text)["ignored_packages"] == ["pkg00", "pkg01"]
+    again = Report.from_json(text)
+    assert again == report
+    assert export(again) == export(report)
+    assert Report.from_json(ignore_report(frozenset({"pkg01", "Pkg00"})).to_json()) == report
+
+
+def test_ignore_set_must_be_names():
+    with pytest.raises(TypeError, match="not one string"):
+        Report("p", IMAGE, LOCK_SHA, {}, (), (), ignored_packages="pip")
+    data = json.loads(build_report().to_json())
+    data["ignored_packages"] = "pip"
+    with pytest.raises(ValueError, match="expected ignored_packages to be a list of package names, found 'pip'"):
+        Report.from_json(json.dumps(data))
+
+
+def test_reports_written_before_the_ignore_set_load_with_the_default():
+    report = build_report([downgrade_sklearn])
+    assert report.ignored_packages == tuple(sorted(DEFAULT_IGNORED_PACKAGES))
+    data = json.loads(report.to_json())
+    del data["ignored_packages"]  # as written by earlier versions (same schema)
+    old = Report.from_json(json.dumps(data))
+    assert old == report
+    assert "ignored" in package_line(export(old), "pip")
+
+
+def test_only_the_renderer_knows_rich():
+    package = Path(Report.__module__.replace(".", "/")).parent
+    root = Path(__file__).resolve().parents[2]
+    for path in sorted((root / package).glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+        tops = {name.split(".")[0] for name in names}
+        assert "docker" not in tops, path.name
+        assert ("rich" in tops) == (path.name == "render.py"), path.name
