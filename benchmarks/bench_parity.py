@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
 from harness.config import load_config  # noqa: E402
 from harness.docker.engine import Engine  # noqa: E402
 from harness.verify import prepare  # noqa: E402
-from harness.parity.worker import ContainerWorker, HostWorker, Worker, ask_both, read_schema, started_together  # noqa: E402
+from harness.parity.worker import ContainerWorker, HostWorker, Worker, ask_both, started_together  # noqa: E402
 
 N = 1000  # single-row examples per round
 ROUNDS = 3
@@ -71,7 +71,7 @@ def run(root: Path = ROOT, *, n: int = N, show: bool = True) -> dict:
     _, image = prepare(config, engine, progress=lambda message: None)
     container, host = ContainerWorker(engine, config, image.tag), HostWorker(config)
     with started_together(container, host) as (cw, hw):
-        schema = read_schema(host.out_dir, config.worker.schema)
+        schema = host.schema()
         row = {f["name"]: (f["min"] + f["max"]) / 2 for f in schema}
         for w in (cw, hw):  # warm up: first calls pay for lazy imports and caches
             for _ in range(50):
@@ -94,7 +94,7 @@ def run(root: Path = ROOT, *, n: int = N, show: bool = True) -> dict:
         times = []
         for _ in range(EXECS):
             start = time.perf_counter()
-            result = container.box.exec(command, timeout=120, step="bench-exec")
+            result = container.box.exec(command, timeout=120)
             times.append(time.perf_counter() - start)
             assert result.exit_code == 0, result.output
         docker_exec = 1 / statistics.median(times)

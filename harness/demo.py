@@ -12,17 +12,12 @@ Nothing is simulated; every line shown was produced by a run.
 
 The venv is reused while the lock is unchanged: a stamp inside it names the
 sha256 of the lock and the interpreter it was made from, written only after
-pip succeeded (a file lock beside it keeps two runs from installing at once).
+pip succeeded (`harness.sides.venv`, the one venv manager).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -33,34 +28,22 @@ from rich.text import Text
 
 from harness.compare import ArtifactResult, compare_artifact
 from harness.config import Config
-from harness.docker.engine import Engine
-from harness.errors import MlreproError, tail
-from harness.lock import Lock, read_lock
+from harness.docker import Engine
+from harness.errors import MlreproError
+from harness.lock import read_lock
 from harness.report import Report, render
-from harness.sides.runner import HOST_PROCESSES, RunResult, expand, forwarded_env, run_tempdir
+from harness.sides import HostSide, RunResult, expand
+from harness.sides.venv import ensure_venv
 
 DEFAULT_DRIFT_LOCK = Path("examples/drift/requirements.txt")
 DEFAULT_DRIFT_VENV = Path(".mlrepro/drift-venv")
 DEFAULT_PREDICT_STEP = "predict"
-STAMP_FILE = ".mlrepro-stamp"
 ABSENT = "absent"
 SCHEMA = 1
 
-# pip lines worth showing as progress while a venv is installed (the rest is noise).
-_PIP_PROGRESS = ("Collecting ", "Installing collected packages", "Successfully installed")
 
 
 # ---------------------------------------------------------------- pure parts
-
-
-def stamp_text(lock_sha256: str, base_python: str) -> str:
-    """What a venv's stamp says: the lock it was installed from and the interpreter it was made with."""
-    return f"lock-sha256 {lock_sha256}\nbase-python {base_python}\n"
-
-
-def venv_is_current(python_exists: bool, stamp: str | None, expected: str) -> bool:
-    """Reuse a venv only when its interpreter exists and its stamp is exactly the expected one."""
-    return python_exists and stamp == expected
 
 
 def scrub(text: str, replacements: Mapping[str, str]) -> str:
@@ -160,67 +143,6 @@ class DemoResult:
         return json.dumps(self.to_dict(), sort_keys=True, indent=2, allow_nan=False) + "\n"
 
 
-# ---------------------------------------------------------------- the drifted venv
-
-
-def ensure_venv(lock_path: Path, venv: Path, *, base_python: str | None = None,
-                progress: Callable[[str], None] = print) -> str:
-    """A venv holding exactly `lock_path` (installed with --require-hashes from the index); its python.
-
-    Reused when the stamp says it was installed from this very lock; otherwise
-    recreated from scratch, so nothing of an older install survives.
-    """
-    lock = read_lock(lock_path)  # a malformed lock fails here, before anything is created
-    base = base_python or getattr(sys, "_base_executable", sys.executable)
-    expected = stamp_text(lock.sha256, base)
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    # Two runs sharing the venv (a demo and a test session) must not install into it at once.
-    with open(venv.parent / f".{venv.name}.lock", "w") as guard:
-        fcntl.flock(guard, fcntl.LOCK_EX)
-        return _install(lock_path, lock, venv, base, expected, progress)
-
-
-def _install(lock_path: Path, lock: Lock, venv: Path, base: str, expected: str, progress: Callable[[str], None]) -> str:
-    python = venv / "bin" / "python"
-    stamp_path = venv / STAMP_FILE
-    stamp = stamp_path.read_text(encoding="utf-8") if stamp_path.is_file() else None
-    if venv_is_current(python.exists(), stamp, expected):
-        progress(f"venv {venv} is up to date with {lock_path.name} ({lock.sha256[:12]}); reusing it")
-        return str(python)
-    progress(f"creating venv {venv} ({len(lock.pins)} pins from {lock_path.name}, downloaded from the package index)")
-    stamp_path.unlink(missing_ok=True)
-    proc = subprocess.run([base, "-m", "venv", "--clear", str(venv)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise MlreproError(f"could not create the venv {venv} with {base}: {tail(proc.stderr, 1) or 'no output'}; check that the interpreter has the venv module",
-                           evidence=proc.stderr)
-    cmd = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-           "--require-hashes", "--only-binary=:all:", "-r", str(lock_path)]
-    code, output = _stream(cmd, progress)
-    if code != 0:
-        raise MlreproError(f"installing {lock_path.name} into {venv} failed (exit {code}): {tail(output, 1) or 'no output'}; "
-                           "check that the package index is reachable and that the lock has wheels for this Python",
-                           evidence=tail(output, 40))
-    stamp_path.write_text(expected, encoding="utf-8")
-    return str(python)
-
-
-def _stream(cmd: list[str], progress: Callable[[str], None]) -> tuple[int, str]:
-    """Run `cmd`, forwarding pip's milestone lines to `progress`; (exit code, whole output)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    lines = []
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if line.startswith(_PIP_PROGRESS):
-                progress("pip: " + line.strip())
-        return proc.wait(), "".join(lines)
-    finally:
-        if proc.poll() is None:  # interrupted: pip must not outlive us
-            proc.kill()
-            proc.wait()
-
-
 # ---------------------------------------------------------------- runs
 
 
@@ -230,31 +152,21 @@ def check_model_load(config: Config, image_run: RunResult, python: str, *, step_
     if step is None:
         names = ", ".join(s.name for s in config.steps)
         raise MlreproError(f"no step named '{step_name}' in [tool.mlrepro] steps (found: {names}); name the step that loads the model")
-    tmp = run_tempdir("demo")
-    try:
-        out, inputs = tmp / "out", tmp / "in"
-        out.mkdir()
-        inputs.mkdir()
-        for p in config.inputs:
-            shutil.copyfile(p, inputs / p.name)
-        for rel, data in image_run.files.items():
-            dest = out / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(data)
+    with HostSide(config, python, kind="demo") as side:
+        side.seed(image_run.files)
+        out = side.out_dir
         before = _snapshot(out)
-        cmd = expand(step.command, out=str(out), inputs=str(inputs), python=python)
-        code, output = HOST_PROCESSES.run(cmd, cwd=config.host.workdir, env={**os.environ, **forwarded_env(config)}, timeout=step.timeout)
+        done = side.execute(expand(step.command, side.workspace, side.python), timeout=step.timeout)
         after = _snapshot(out)
         written = {rel for rel, stat in after.items() if before.get(rel) != stat}
         artifacts = tuple(
             compare_artifact(rule, image_run.files.get(rule.path), (out / rule.path).read_bytes())
-            for rule in config.artifacts if code == 0 and rule.path in written
+            for rule in config.artifacts if done.exit_code == 0 and rule.path in written
         )
-        placeholders = {str(out): "{out}", str(inputs): "{inputs}", str(tmp): "{tmp}"}
-        lines = tuple(scrub(line, placeholders) for line in output.splitlines() if line.strip())
-        return LoadCheck(step.name, step.command, code, lines, artifacts)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        ws = side.workspace
+        placeholders = {ws.out: "{out}", ws.inputs: "{inputs}", ws.root: "{tmp}"}
+        lines = tuple(scrub(line, placeholders) for line in done.output.splitlines() if line.strip())
+        return LoadCheck(step.name, step.command, done.exit_code, lines, artifacts)
 
 
 def _snapshot(directory: Path) -> dict[str, tuple[int, int, int]]:
@@ -332,7 +244,4 @@ def _render_summary(result: DemoResult, console: Console) -> None:
     console.print(Text(f"  image-trained model in the drifted venv: {result.load.summary()}"), soft_wrap=True)
 
 
-__all__ = [
-    "DEFAULT_DRIFT_LOCK", "DEFAULT_DRIFT_VENV", "DemoResult", "LoadCheck", "check_model_load", "ensure_venv",
-    "render_demo", "run_demo", "scrub", "stamp_text", "venv_is_current",
-]
+__all__ = ["DEFAULT_DRIFT_LOCK", "DEFAULT_DRIFT_VENV", "DemoResult", "LoadCheck", "check_model_load", "render_demo", "run_demo", "scrub"]

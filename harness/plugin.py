@@ -41,7 +41,7 @@ def in_ci() -> bool:
 
 def require_engine():
     """An Engine, or skip (locally) / fail (CI=true) with the reason."""
-    from harness.docker.engine import Engine
+    from harness.docker import Engine
     from harness.errors import EngineError
 
     try:
@@ -146,9 +146,7 @@ def mlrepro_workers(mlrepro_worker_sides):
 @pytest.fixture(scope="session")
 def mlrepro_schema(mlrepro_config, mlrepro_worker_sides):
     """The feature schema ([{"name", "min", "max"}]) from the host side's setup output, per `worker.schema`."""
-    from harness.parity.worker import read_schema
-
-    return read_schema(mlrepro_worker_sides[1].out_dir, mlrepro_config.worker.schema)
+    return mlrepro_worker_sides[1].schema()
 
 
 @pytest.hookimpl(wrapper=True, specname="pytest_runtest_makereport")  # a second implementation, beside the one above

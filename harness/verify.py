@@ -6,53 +6,67 @@ usable alone (the pytest plugin's fixtures call them one by one).
 
 from __future__ import annotations
 
-import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-from harness.image.build import ensure_image
 from harness.compare import compare_artifact, compare_environments, compare_packages
 from harness.config import Config
-from harness.docker.engine import RUN_ID, Engine
+from harness.docker import Engine
 from harness.errors import InterruptedRun
+from harness.image.build import ensure_image
+from harness.image.wheelhouse import Target, fetch
 from harness.lock import Lock, read_lock
 from harness.report import ImageInfo, Report
-from harness.sides.runner import HOST_PROCESSES, RunResult, host_python, run_in_image, run_on_host
-from harness.image.wheelhouse import Target, fetch
+from harness.sides import ContainerSide, HostSide, RunResult, Side, run_steps
 
 
-def prepare(config: Config, engine: Engine, *, progress: Callable[[str], None] = print, no_cache: bool = False) -> tuple[Lock, ImageInfo]:
-    """The lock and the image for the current tree (wheelhouse fetched, image built or reused)."""
+def prepare(config: Config, engine: Engine, *, progress: Callable[[str], None] = print, no_cache: bool = False,
+            reproducible: bool = False) -> tuple[Lock, ImageInfo]:
+    """The lock and the image for the current tree (wheelhouse fetched, image built or reused; `reproducible`: with buildah)."""
     lock = read_lock(config.lock)
     target = Target(config.wheelhouse.python_version, engine.architecture(), config.wheelhouse.glibc)
     fetch(config.wheelhouse.dir, config.lock, lock, target, progress=progress)
-    return lock, ensure_image(engine, config, lock, progress=progress, no_cache=no_cache)
+    return lock, ensure_image(engine, config, lock, progress=progress, no_cache=no_cache, reproducible=reproducible)
 
 
-def run_both(config: Config, engine: Engine, image: ImageInfo, *, progress: Callable[[str], None] = print,
-             python: str | None = None, host_progress: Callable[[str], None] | None = None) -> tuple[RunResult, RunResult]:
-    """Run the steps in the image and on the host at the same time.
+def run_sides(config: Config, image_side: Side, host_side: Side, *, progress: Callable[[str], None] = print,
+              host_progress: Callable[[str], None] | None = None) -> tuple[RunResult, RunResult]:
+    """Run the steps on two sides at the same time; (image run, host run).
 
-    `python` overrides the configured host interpreter (the demo's drifted
-    venv); `host_progress` the host side's progress lines. On any failure or
-    interrupt, whatever still runs on the other side is killed before the
-    error propagates: nothing is left behind.
+    On any failure or interrupt, the other side is aborted and both are
+    closed before the error propagates: each removes exactly what it made,
+    nothing of another run (or of a pytest session's workers) is touched.
     """
-    python = python or host_python(config, progress=progress)
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlrepro-run")
+
+    def run(side: Side, report: Callable[[str], None]) -> RunResult:
+        with side:
+            return run_steps(side, config, progress=report)
+
     try:
-        in_image = pool.submit(run_in_image, engine, config, image.tag, progress=progress)
-        on_host = pool.submit(run_on_host, config, python, progress=host_progress or progress)
+        in_image = pool.submit(run, image_side, progress)
+        on_host = pool.submit(run, host_side, host_progress or progress)
         return in_image.result(), on_host.result()
     except BaseException as exc:
-        HOST_PROCESSES.kill_all()
-        with contextlib.suppress(Exception):  # best effort: each container's own context manager removes it too
-            engine.remove_leftovers(run_id=RUN_ID, include_live=True)
+        for side in (image_side, host_side):
+            side.abort()
         if isinstance(exc, KeyboardInterrupt):
+            pool.shutdown(wait=True, cancel_futures=True)
             raise InterruptedRun("interrupted; the containers and host processes of this run were removed") from None
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run_both(config: Config, engine: Engine, image: ImageInfo, *, progress: Callable[[str], None] = print,
+             python: str | None = None, host_progress: Callable[[str], None] | None = None) -> tuple[RunResult, RunResult]:
+    """The steps in the image and on the host at the same time.
+
+    `python` overrides the configured host interpreter (the demo's drifted
+    venv); `host_progress` the host side's progress lines.
+    """
+    return run_sides(config, ContainerSide(engine, config, image.tag), HostSide(config, python, progress=progress),
+                     progress=progress, host_progress=host_progress)
 
 
 def compare_runs(config: Config, lock: Lock, image: ImageInfo, image_run: RunResult, host_run: RunResult) -> Report:
@@ -70,6 +84,7 @@ def compare_runs(config: Config, lock: Lock, image: ImageInfo, image_run: RunRes
         environments={"image": dict(image_run.probe), "host": dict(host_run.probe)},
         differences=tuple(differences),
         artifacts=artifacts,
+        ignored_packages=tuple(sorted(config.compare.ignore_packages)),
     )
 
 
@@ -80,4 +95,4 @@ def verify(config: Config, *, engine: Engine | None = None, progress: Callable[[
     return compare_runs(config, lock, image, image_run, host_run)
 
 
-__all__ = ["prepare", "run_both", "compare_runs", "verify"]
+__all__ = ["compare_runs", "prepare", "run_both", "run_sides", "verify"]

@@ -66,6 +66,11 @@ class Container:
     def __init__(self, raw) -> None:
         self.raw = raw  # the docker-py Container, for what this class does not cover
 
+    def kill(self) -> None:
+        """SIGKILL the container's processes (it stays until its owner removes it); never raises."""
+        with contextlib.suppress(Exception):
+            self.raw.kill()
+
     @property
     def user(self) -> str:
         return self.raw.attrs.get("Config", {}).get("User", "") or "0"

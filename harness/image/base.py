@@ -21,8 +21,12 @@ from typing import Callable
 from harness.config import BuildConfig
 from harness.docker.engine import Engine
 from harness.errors import BaseImageError, tail
+from harness.ownership import run_tempdir
+from harness.sides.process import HostProcesses
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+#: About a minute natively, a few under emulation; a stalled mirror must not hang us forever.
+DEBOOTSTRAP_TIMEOUT = 1800.0
 
 
 def apt_mirror(sources: str) -> str | None:
@@ -90,26 +94,25 @@ def make_local_base(engine: Engine, ref: str, *, mirror: str, suite: str, progre
         raise BaseImageError("debootstrap is not installed; install it ('apt-get install debootstrap' as root on Debian) or make the public base image available to the engine")
     if os.geteuid() != 0:
         raise BaseImageError("building the local base image needs root (debootstrap); run 'sudo mlrepro base-image' or make the public base image available")
-    from harness.ownership import run_tempdir  # named after the run: `mlrepro clean` finds it if we are killed
 
     work = run_tempdir("base")
     rootfs = work / "rootfs"
     try:
         progress(f"building {ref} from Debian {suite} packages ({mirror}); about a minute")
         cmd = [debootstrap, "--variant=minbase", "--include=python3,python3-venv,ca-certificates", suite, str(rootfs), mirror]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        lines: list[str] = []
-        assert proc.stdout is not None
         announced: set[str] = set()
-        for line in proc.stdout:
-            lines.append(line.rstrip())
+
+        def on_line(line: str) -> None:
             # One line per phase, not one per package.
             for phase in ("Retrieving", "Validating", "Extracting", "Installing", "Configuring", "Base system installed"):
                 if line.startswith(f"I: {phase}") and phase not in announced:
                     announced.add(phase)
                     progress(f"  debootstrap: {phase.lower()}...")
-        if proc.wait() != 0:
-            raise BaseImageError(f"debootstrap of {suite} from {mirror} failed (exit {proc.returncode}); check that the mirror is reachable", evidence=tail("\n".join(lines)))
+
+        done = HostProcesses().run(cmd, timeout=DEBOOTSTRAP_TIMEOUT, on_line=on_line)
+        if done.exit_code != 0:
+            why = f"did not finish within {DEBOOTSTRAP_TIMEOUT:g} s" if done.timed_out else f"exit {done.exit_code}"
+            raise BaseImageError(f"debootstrap of {suite} from {mirror} failed ({why}); check that the mirror is reachable", evidence=tail(done.output))
         for leftovers in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for item in (rootfs / leftovers).glob("*"):
                 if item.is_file():

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -20,8 +19,11 @@ from typing import Callable
 
 from harness.errors import WheelhouseError, tail
 from harness.lock import Lock
+from harness.sides.process import HostProcesses
 
 STAMP = ".mlrepro-stamp.json"
+#: 60 MB of wheels take seconds; a stalled index must not hang a verification forever.
+FETCH_TIMEOUT = 1800.0
 
 
 @dataclass(frozen=True)
@@ -76,12 +78,14 @@ def fetch(directory: Path, lock_path: Path, lock: Lock, target: Target, *, progr
             "--require-hashes", "--only-binary=:all:", "--no-deps",
             "-r", str(lock_path), "-d", str(staging), *target.pip_args(),
         ]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            lines = [l for l in proc.stderr.splitlines() if l.startswith("ERROR")] or proc.stderr.splitlines()[-1:]
+        # Through the host process manager: owner-labelled, so a killed fetch's pip is found by `mlrepro clean`.
+        done = HostProcesses().run(cmd, timeout=FETCH_TIMEOUT)
+        if done.exit_code != 0:
+            lines = [l for l in done.output.splitlines() if l.startswith("ERROR")] or done.output.splitlines()[-1:]
+            why = f"pip download did not finish within {FETCH_TIMEOUT:g} s" if done.timed_out else " ".join(lines)[:300]
             raise WheelhouseError(
-                f"could not fetch the locked wheels for {target.key()}: {' '.join(lines)[:300]}; check that the index is reachable and that every pin has a wheel for this platform",
-                evidence=tail(proc.stderr),
+                f"could not fetch the locked wheels for {target.key()}: {why}; check that the index is reachable and that every pin has a wheel for this platform",
+                evidence=tail(done.output),
             )
         wheels = sorted(p.name for p in staging.glob("*.whl"))
         (staging / STAMP).write_text(json.dumps({"lock_sha256": lock.sha256, "target": target.key(), "wheels": wheels}, indent=2) + "\n")

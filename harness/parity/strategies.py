@@ -20,6 +20,8 @@ from typing import Any, Mapping, Sequence
 
 from hypothesis import strategies as st
 
+from harness.parity.schema import check_schema
+
 __all__ = ["SPECIAL_VALUES", "NON_FINITE", "values", "rows", "batches", "invalid_batches", "check_schema"]
 
 Row = dict[str, float]
@@ -36,24 +38,6 @@ SPECIAL_VALUES: tuple[float, ...] = (
 )
 NON_FINITE: tuple[float, ...] = (math.nan, math.inf, -math.inf)
 MAX_BATCH = 500
-
-
-def check_schema(schema: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The schema as plain dicts, or ValueError naming the first bad entry."""
-    if not schema:
-        raise ValueError("schema=[]: expected at least one feature {'name', 'min', 'max'}")
-    out = []
-    for i, f in enumerate(schema):
-        lo, hi = f.get("min"), f.get("max")
-        ok = isinstance(f.get("name"), str) and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (lo, hi)
-        )
-        if not ok or lo > hi:
-            raise ValueError(f"schema[{i}]={dict(f)!r}: expected a name and finite min <= max")
-        out.append({"name": f["name"], "min": float(lo), "max": float(hi)})
-    if len({f["name"] for f in out}) != len(out):
-        raise ValueError("schema: expected distinct feature names")
-    return out
 
 
 def values(feature: Mapping[str, Any]) -> st.SearchStrategy[float]:

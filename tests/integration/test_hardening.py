@@ -24,7 +24,7 @@ from harness.config import Step
 from harness.ownership import RUN_ID
 from harness.errors import StepError
 from harness.plugin import in_ci
-from harness.sides.runner import run_in_image
+from harness.sides import run_in_image
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,10 +15,11 @@ from rich.console import Console
 
 from harness.compare import ArtifactRule, compare_artifact, compare_packages
 from harness.config import parse_config
-from harness.demo import DemoResult, LoadCheck, check_model_load, render_demo, scrub, stamp_text, venv_is_current
+from harness.demo import DemoResult, LoadCheck, check_model_load, render_demo, scrub
 from harness.errors import MlreproError
 from harness.report import ImageInfo, Report
-from harness.sides.runner import RunResult
+from harness.sides import RunResult
+from harness.sides.venv import stamp_text, venv_is_current
 
 IMAGE = ImageInfo("demo/p:0123456789abcdef", "sha256:" + "a" * 64, "b" * 64, "base:1", "sha256:" + "c" * 64)
 LOCK = {"numpy": "2.4.6", "scikit-learn": "1.9.1", "scipy": "1.17.1", "narwhals": "2.29.0"}
