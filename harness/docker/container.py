@@ -23,7 +23,7 @@ import requests.exceptions
 from testcontainers.core.container import DockerContainer
 
 from harness.errors import EngineError
-from harness.streams import LineReader
+from harness.streams import LineReader, Tail
 
 START_HINT = "start one (Docker Desktop, 'sudo systemctl start docker', or scripts/ensure-docker.sh as root on Debian)"
 
@@ -135,11 +135,17 @@ class Container:
         What a timeout means (a step too slow, a resolver stuck) is the caller's to say.
         """
         result: dict = {}
+        output = Tail()
+        api = self.raw.client.api
 
         def run() -> None:
             try:
-                code, output = self.raw.exec_run(command, environment=dict(env or {}), workdir=workdir, demux=False)
-                result["value"] = ExecResult(code if code is not None else -1, (output or b"").decode("utf-8", "replace"))
+                exec_id = api.exec_create(self.raw.id, command, environment=dict(env or {}), workdir=workdir)["Id"]
+                # Streamed, so output of any size costs a bounded tail, not the whole of it in memory.
+                for chunk in api.exec_start(exec_id, stream=True, demux=False):
+                    output.append(chunk)
+                code = api.exec_inspect(exec_id).get("ExitCode")
+                result["value"] = ExecResult(code if code is not None else -1, output.text())
             except Exception as exc:  # reported below, in the caller's thread
                 result["error"] = exc
 
@@ -149,7 +155,7 @@ class Container:
         if worker.is_alive():
             with contextlib.suppress(Exception):
                 self.raw.kill()
-            return ExecResult(-9, "", timed_out=True)
+            return ExecResult(-9, output.text(), timed_out=True)
         if "error" in result:
             exc = result["error"]
             raise EngineError(

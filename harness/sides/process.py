@@ -10,9 +10,12 @@ never another run's or another side's.
 Two ways to run:
 
 - `run(argv, ...)`: to completion under a timeout that is the process's own:
-  output is read by a thread and lines can be forwarded as progress; a
-  descendant that keeps the output pipe open after the process exited cannot
-  hold the caller, it is killed with the group.
+  output is read by a thread (only a bounded tail is kept) and lines can be
+  forwarded as progress. The whole process tree is the run's: every
+  descendant carries a tree token in its environment, so one that left the
+  group (`setsid`, a double fork) is still found, killed when the run ends
+  and reported in `Completed.leftovers`; none of them can hold the caller by
+  keeping the output pipe open.
 - `spawn(argv, ...)`: a long-lived process with stdin/stdout attached
   (`ProcessStream`, the host twin of `harness.docker.ExecStream`).
 """
@@ -25,12 +28,16 @@ import select
 import signal
 import subprocess
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
 from harness.ownership import OWNER_ENV, owner_value
-from harness.streams import LineReader
+from harness.streams import LineReader, Tail
+
+#: Set in the environment of every process a run starts, unique per run: finds its whole tree.
+TREE_ENV = "MLREPRO_TREE"
 
 #: How long output may keep coming after the process itself exited (a descendant holding the pipe).
 _DRAIN_AFTER_EXIT = 2.0
@@ -42,6 +49,8 @@ class Completed:
 
     exit_code: int | None
     output: str
+    #: Descendants still running when the process ended (pid and command line); they were killed.
+    leftovers: tuple[str, ...] = ()
 
     @property
     def timed_out(self) -> bool:
@@ -55,8 +64,9 @@ class HostProcesses:
         self._procs: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
 
-    def _popen(self, argv: list[str], *, cwd: Path | None, env: Mapping[str, str] | None, attached: bool) -> subprocess.Popen:
-        env = {**(os.environ if env is None else env), OWNER_ENV: owner_value()}
+    def _popen(self, argv: list[str], *, cwd: Path | None, env: Mapping[str, str] | None, attached: bool,
+               tree: str = "") -> subprocess.Popen:
+        env = {**(os.environ if env is None else env), OWNER_ENV: owner_value(), TREE_ENV: tree or uuid.uuid4().hex}
         proc = subprocess.Popen(
             argv, cwd=cwd, env=env,
             stdin=subprocess.PIPE if attached else subprocess.DEVNULL,
@@ -75,27 +85,32 @@ class HostProcesses:
     def run(self, argv: list[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None, timeout: float,
             on_line: Callable[[str], None] | None = None) -> Completed:
         """Run `argv` to its end (stdout and stderr together); past `timeout` its whole group is killed."""
-        proc = self._popen(argv, cwd=cwd, env=env, attached=False)
-        chunks: list[bytes] = []
-        reader = threading.Thread(target=_read_lines, args=(proc.stdout, chunks, on_line), daemon=True)
+        tree = uuid.uuid4().hex
+        proc = self._popen(argv, cwd=cwd, env=env, attached=False, tree=tree)
+        output = Tail()
+        reader = threading.Thread(target=_read_lines, args=(proc.stdout, output, on_line), daemon=True)
         reader.start()
+        leftovers: tuple[str, ...] = ()
         try:
             try:
                 proc.wait(timeout)
                 code: int | None = proc.returncode
             except subprocess.TimeoutExpired:
                 code = None
-            # The process is gone (or timed out): whatever it left in its group goes too,
-            # so a forked child holding stdout cannot make us wait.
+            # The process is gone (or timed out): whatever it left goes too, in its group or out
+            # of it, so a forked child holding stdout cannot make us wait.
             _kill_group(proc)
-            reader.join(_DRAIN_AFTER_EXIT)
             if code is None:
                 proc.wait()
-            return Completed(code, b"".join(chunks).decode("utf-8", "replace"))
+            leftovers = kill_tree(tree)
+            reader.join(_DRAIN_AFTER_EXIT)
+            return Completed(code, output.text(), leftovers)
         finally:
             if proc.poll() is None:  # interrupted: the process must not outlive us
                 _kill_group(proc)
                 proc.wait()
+            if not leftovers:
+                kill_tree(tree)
             with contextlib.suppress(OSError):
                 proc.stdout.close()  # type: ignore[union-attr]
             self._forget(proc)
@@ -112,12 +127,42 @@ class HostProcesses:
             _kill_group(proc)
 
 
-def _read_lines(pipe, chunks: list[bytes], on_line: Callable[[str], None] | None) -> None:  # noqa: ANN001
+def _read_lines(pipe, output: Tail, on_line: Callable[[str], None] | None) -> None:  # noqa: ANN001
     with contextlib.suppress(OSError, ValueError):
-        for line in iter(pipe.readline, b""):
-            chunks.append(line)
+        for line in iter(lambda: pipe.readline(65536), b""):
+            output.append(line)
             if on_line is not None:
                 on_line(line.decode("utf-8", "replace").rstrip("\n"))
+
+
+def tree_members(tree: str) -> list[int]:
+    """Processes whose environment carries the tree token `tree` (Linux /proc; [] elsewhere)."""
+    marker = f"{TREE_ENV}={tree}".encode()
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if marker in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return found
+
+
+def kill_tree(tree: str) -> tuple[str, ...]:
+    """SIGKILL every live process of the tree; what was running (pid and command), for the report."""
+    killed = []
+    for pid in tree_members(tree):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if state == "Z":  # already dead, waiting to be reaped by its parent
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+            killed.append(f"pid {pid}: {cmdline[:120]}")
+    return tuple(killed)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -194,4 +239,4 @@ class ProcessStream(LineReader):
         self._owner._forget(self.proc)
 
 
-__all__ = ["Completed", "HostProcesses", "ProcessStream"]
+__all__ = ["TREE_ENV", "Completed", "HostProcesses", "ProcessStream", "kill_tree", "tree_members"]

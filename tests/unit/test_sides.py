@@ -18,7 +18,7 @@ import pytest
 from harness.config import parse_config
 from harness.docker import ExecResult
 from harness.errors import MlreproError, StepError
-from harness.ownership import OWNER_ENV, RUN_ID, run_processes, run_tempdirs
+from harness.ownership import CURRENT, OWNER_ENV, RUN_ID, Owner, run_processes, run_tempdirs
 from harness.parity import ContainerWorker, HostWorker, WorkerSide
 from harness.report import ImageInfo
 from harness.sides import ContainerSide, HostSide, run_step, run_steps
@@ -43,6 +43,19 @@ if os.fork() == 0:
     os._exit(0)
 print("parent done", flush=True)
 """
+DAEMON = """
+import os, sys, time
+if os.fork() == 0:
+    os.setsid()                      # out of the step's process group
+    if os.fork() == 0:               # and reparented away from it: a daemon
+        with open(sys.argv[1], "w") as fh:
+            fh.write(str(os.getpid()))
+        time.sleep(300)
+    os._exit(0)
+time.sleep(1)
+print("started a daemon", flush=True)
+"""
+LOUD = "import sys\nfor _ in range(5 * 1024):\n    sys.stdout.write('x' * 1023 + '\\n')\nprint('the end')\n"
 ECHO = """
 import json, os, sys
 print(json.dumps({"ready": True, "pid": os.getpid()}), flush=True)
@@ -54,11 +67,12 @@ for line in sys.stdin:
 
 def project(tmp_path: Path, *steps: dict, **extra) -> object:
     """A configuration of a tiny project whose scripts are its inputs (so both sides have them)."""
-    for name, text in (("write.py", WRITE), ("sleep.py", SLEEP), ("fork.py", FORK), ("echo.py", ECHO)):
+    for name, text in (("write.py", WRITE), ("sleep.py", SLEEP), ("fork.py", FORK), ("echo.py", ECHO), ("daemon.py", DAEMON),
+                       ("loud.py", LOUD)):
         (tmp_path / name).write_text(text)
     data = {
         "project": "tiny",
-        "inputs": ["write.py", "sleep.py", "fork.py", "echo.py"],
+        "inputs": ["write.py", "sleep.py", "fork.py", "echo.py", "daemon.py", "loud.py"],
         "steps": list(steps) or [{"name": "write", "command": ["python", "{inputs}/write.py", "{out}"], "timeout": 30}],
         "artifacts": [{"path": "result.txt"}],
         "run": {"env": {"MLREPRO_TEST_VALUE": "42"}, "pass_env": []},
@@ -143,11 +157,33 @@ def test_a_step_that_leaves_a_child_holding_stdout_does_not_hold_the_run(tmp_pat
     assert run_processes(RUN_ID) == []  # the child went with the step's process group
 
 
+def test_a_daemon_a_step_leaves_is_found_killed_and_reported(tmp_path: Path) -> None:
+    pidfile = tmp_path / "daemon.pid"
+    config = project(tmp_path, {"name": "serve", "command": ["python", "{inputs}/daemon.py", str(pidfile)], "timeout": 60})
+    said: list[str] = []
+    with HostSide(config, sys.executable) as side:
+        output = run_step(side, config.steps[0], progress=said.append)
+    pid = int(pidfile.read_text())
+    assert f"step 'serve' left 1 process(es) running on the host; they were killed: pid {pid}:" in output
+    assert said and said[0].startswith("host: step 'serve' left 1 process(es)")
+    assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+
+
+def test_a_step_that_prints_megabytes_costs_a_bounded_tail(tmp_path: Path) -> None:
+    config = project(tmp_path, {"name": "loud", "command": ["python", "{inputs}/loud.py"], "timeout": 60})
+    with HostSide(config, sys.executable) as host, ContainerSide(FakeEngine(), config, IMAGE.tag) as image:
+        for side in (host, image):
+            output = run_step(side, config.steps[0])
+            assert output.startswith("[mlrepro: the first ") and output.endswith("the end\n")
+            assert len(output) < (1 << 20) + 200
+
+
 def test_host_processes_carry_the_owner_and_no_stdin(tmp_path: Path) -> None:
     config = project(tmp_path)
     with HostSide(config, sys.executable) as side:
         done = side.execute([sys.executable, "-c", f"import os, sys; print(os.environ['{OWNER_ENV}'], repr(sys.stdin.read()))"], timeout=30)
-    assert done.exit_code == 0 and done.output.split() == [f"{RUN_ID}:{__import__('os').getpid()}", "''"]
+    marker, stdin = done.output.split()
+    assert done.exit_code == 0 and Owner.parse(marker) == CURRENT and stdin == "''"
 
 
 def test_an_unopened_side_refuses_work(tmp_path: Path) -> None:
