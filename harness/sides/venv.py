@@ -15,13 +15,13 @@ file lock beside it so two runs sharing it never install at once):
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import sys
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from harness.config import Config
 from harness.errors import MlreproError, tail
+from harness.exclusive import exclusive
 from harness.lock import read_lock
 from harness.sides.process import HostProcesses
 
@@ -55,17 +55,9 @@ class Venv:
         self.python = path / "bin" / "python"
         self._processes = HostProcesses()
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator["Venv"]:
+    def locked(self) -> contextlib.AbstractContextManager[None]:
         """Hold the venv's lock: other runs wait (and are told so) until this one is done with it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.parent / f".{self.path.name}.lock", "w") as guard:
-            try:
-                fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                self.progress(f"waiting for another run to finish with the venv {self.path}")
-                fcntl.flock(guard, fcntl.LOCK_EX)
-            yield self
+        return exclusive(self.path.parent / f".{self.path.name}.lock", f"the venv {self.path}", progress=self.progress)
 
     def stamp(self) -> str | None:
         path = self.path / STAMP_FILE
