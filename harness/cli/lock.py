@@ -3,7 +3,7 @@
 Exit codes: 0 locked / up to date / fresh; 1 stale (`--check` only: each reason
 on stdout, then what to run); 2 unusable input or infrastructure (one line on
 stderr, `error: ...`, requirements.txt untouched). The library is
-`harness.lock.pipcompile`.
+`harness.lock` (`freshness` for --check; `update` and `resolvers` for a refresh).
 """
 
 from __future__ import annotations
@@ -56,13 +56,13 @@ def lock_command(config_path: str | None, check: bool, upgrade: bool, upgrade_pa
 def _check(config_path: str | None) -> int:
     from harness.cli.options import out, progress
     from harness.errors import EXIT_DRIFT, EXIT_OK
-    from harness.lock.pipcompile import check, host_target
-    from harness.image.wheelhouse import Target
+    from harness.lock import check, host_target
+    from harness.image.wheelhouse import Target, fetch
 
     config = load(config_path)
     # The image's machine is taken to be the host's: --check needs no Docker engine.
     target = Target(config.wheelhouse.python_version, host_target()["machine"], config.wheelhouse.glibc)
-    result = check(config.requirements_in, config.lock, target, config.wheelhouse.dir, progress=progress)
+    result = check(config.requirements_in, config.lock, target, config.wheelhouse.dir, fetch=fetch, progress=progress)
     if result.fresh:
         out.print(f"{config.lock.name} is fresh: its {result.pins} pins are the resolution of {config.requirements_in.name} for {result.target}", markup=False, soft_wrap=True)
         return EXIT_OK
@@ -78,7 +78,7 @@ def _refresh(config_path: str | None, upgrade: bool, upgrade_packages: tuple[str
 
     from harness.cli.options import out, progress, write_atomic
     from harness.errors import EXIT_OK
-    from harness.lock.pipcompile import CompileOptions, HostResolver, container_resolver, host_target, plan_refresh, refresh
+    from harness.lock import CompileOptions, HostResolver, container_resolver, host_target, plan_refresh, refresh
     from harness.image.wheelhouse import Target
 
     config = load(config_path)

@@ -1,10 +1,12 @@
-"""The pure parts of the lock lifecycle: parsing requirements.in, the freshness rules,
+"""The pure parts of the lock lifecycle (`harness.lock`): parsing requirements.in, the freshness rules,
 pip-compile's arguments, environment and failures, and refresh logic behind a fake resolver."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -13,31 +15,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.errors import LockError
-from harness.lock import parse_lock
-from harness.lock.pipcompile import (
-    CompileOptions,
-    CompileRun,
-    HostResolver,
-    PinChange,
-    Probe,
-    WheelMetadata,
-    check,
-    check_closure,
-    check_direct,
-    diff_pins,
-    explain_failure,
-    host_mismatch,
-    lock_python_version,
-    marker_environment,
-    parse_requirements_in,
-    pip_compile_args,
-    pip_environment,
-    pip_evidence,
-    plan_refresh,
-    read_wheel_metadata,
-    refresh,
-    via_annotations,
-)
+from harness.lock import CompileOptions, HostResolver, PinChange, check, parse_lock, plan_refresh, refresh
+from harness.lock.compiler import CompileRun, Probe, explain_failure, pip_compile_args, pip_environment, pip_evidence
+from harness.lock.freshness import check_closure, check_direct, marker_environment
+from harness.lock.lockfile import lock_python_version, via_annotations
+from harness.lock.requirements import parse_requirements_in
+from harness.lock.resolvers import host_mismatch
+from harness.lock.update import diff_pins
+from harness.lock.wheels import WheelMetadata, read_wheel_metadata
 from harness.image.wheelhouse import Target
 
 TARGET = Target("3.11", "x86_64", "2.36")
@@ -59,6 +44,13 @@ def lock_text(pins: dict[str, str], via: dict[str, list[str]] | None = None) -> 
         elif entries:
             out += "    # via\n" + "".join(f"    #   {e}\n" for e in entries)
     return out
+
+
+def test_the_lock_package_imports_neither_docker_nor_the_image():
+    # --check runs with no engine; harness.image imports the lock, so the lock must not import it back.
+    code = "import sys, harness.lock; print(sorted(m for m in sys.modules if m.split('.')[0] == 'docker' or m.startswith('harness.image')))"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert found == "[]"
 
 
 # requirements.in -----------------------------------------------------------
@@ -257,11 +249,11 @@ def test_check_offline_from_the_wheelhouse_and_says_what_to_run_when_wheels_are_
     text = HEADER + f"app==1.0 --hash=sha256:{sha[app]}\n    # via -r requirements.in\ncore==2.0 --hash=sha256:{sha[core]}\n    # via app\n"
     (tmp_path / "requirements.in").write_text("app\n")
     (tmp_path / "requirements.txt").write_text(text)
-    result = check(tmp_path / "requirements.in", tmp_path / "requirements.txt", TARGET, house, fetch_missing=False)
+    result = check(tmp_path / "requirements.in", tmp_path / "requirements.txt", TARGET, house)
     assert result.fresh and result.pins == 2
     core.unlink()
     with pytest.raises(LockError, match=r"1 are not in .*core==2.0.*run 'mlrepro wheelhouse'"):
-        check(tmp_path / "requirements.in", tmp_path / "requirements.txt", TARGET, house, fetch_missing=False)
+        check(tmp_path / "requirements.in", tmp_path / "requirements.txt", TARGET, house)
 
 
 # pip-compile: arguments, environment, failures ---------------------------------------
