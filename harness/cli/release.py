@@ -16,8 +16,7 @@ from typing import Iterator
 import click
 
 from harness.cli.options import config_option
-
-from harness.release.registry import AUTH_METHODS
+from harness.release import AUTH_METHODS
 
 
 @click.command("release", context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,8 +55,7 @@ def _release(config_path, registry, repository, tag, image, report_path, verify_
     from harness.cli.options import load, out, progress
     from harness.docker.engine import Engine
     from harness.errors import EXIT_OK
-    from harness.release.registry import auth_for
-    from harness.release import ReleaseTarget, release_project
+    from harness.release import ReleaseTarget, auth_for, release_project
 
     target = ReleaseTarget(registry, repository, tag)  # a bad name fails before any build or network
     config = load(config_path)
@@ -87,7 +85,7 @@ def _layer_bars() -> Iterator:
     bars = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[size]}"), console=err)
     tasks: dict[str, int] = {}
 
-    def on_layer(event) -> None:  # harness.docker.engine.LayerProgress
+    def on_layer(event) -> None:  # harness.docker.LayerProgress
         if not tasks:
             bars.start()  # only once something moves: a no-op release prints no empty bar block
         if event.layer not in tasks:

@@ -1,17 +1,41 @@
 """Registry streams of the engine (push, pull): every line scanned, the digest taken from the last one.
 
 The engine answers HTTP 200 and reports a failed push or pull as an `error`
-line inside the stream; this module turns such a stream into a digest or an
-error. Pure apart from its input.
+line inside the stream; this module turns such a stream into a digest or a
+`RegistryStreamError`. It speaks neutrally: the error says which kind of
+failure the engine reported ("auth", "unreachable", "failed"), and the caller
+(the release) says what that means for it. Secrets are scrubbed by the
+`redact` function the caller passes (it knows them). Pure apart from its input.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Literal, Mapping
 
-from harness.errors import tail
+from harness.errors import EngineError, tail
+
+#: What went wrong in a registry stream: credentials refused, nothing answering, anything else.
+StreamFailure = Literal["auth", "unreachable", "failed"]
+
+
+class RegistryStreamError(EngineError):
+    """The engine reported a failed push or pull inside its (HTTP 200) stream.
+
+    `kind` says why ("auth": the registry refused the credentials, log in
+    again; "unreachable": nothing answers at its address, check it or start
+    it; "failed": anything else, retry after fixing the cause), `evidence`
+    holds the (redacted) tail of the stream.
+    """
+
+    def __init__(self, message: str, *, kind: StreamFailure, evidence: str = "") -> None:
+        self.kind = kind
+        super().__init__(message, evidence=evidence)
+
+
+def _no_redaction(text: str) -> str:
+    return text
 
 
 @dataclass(frozen=True)
@@ -38,18 +62,18 @@ _UNREACHABLE = ("connection refused", "no such host", "i/o timeout", "connection
 
 
 def scan_registry_stream(chunks: Iterable[Mapping], *, action: str, on_layer: Callable[[LayerProgress], None] = lambda e: None,
-                         secrets: tuple[str, ...] = ()) -> StreamOutcome:
+                         redact: Callable[[str], str] = _no_redaction, require_digest: bool = False) -> StreamOutcome:
     """Pure: read a push/pull stream to its end; raise on the first error line, else the digest it reported.
 
     The engine answers HTTP 200 and reports failure as a line with `error` /
     `errorDetail`, so every line is looked at. The digest is taken from the
-    final `aux` line (the `TAG: digest: ... size: N` status line as fallback).
-    Errors are classified: credentials refused -> RegistryAuthError, nothing
-    answering -> RegistryUnreachable, anything else -> PushError; the
-    (redacted) stream tail travels as evidence.
+    final `aux` line (the `TAG: digest: ... size: N` status line as fallback);
+    `require_digest` makes a stream without one a failure (a push must name
+    what it stored). Errors are RegistryStreamError, classified by `kind`:
+    credentials refused -> "auth", nothing answering -> "unreachable",
+    anything else -> "failed"; the stream tail, passed through `redact`,
+    travels as evidence.
     """
-    from harness.release.registry import PushError, RegistryAuthError, RegistryUnreachable, redact
-
     lines: list[str] = []
     digest = None
     status_digest = None
@@ -58,17 +82,18 @@ def scan_registry_stream(chunks: Iterable[Mapping], *, action: str, on_layer: Ca
             continue
         if "error" in chunk or "errorDetail" in chunk:
             detail = chunk.get("errorDetail") or {}
-            message = redact(str(chunk.get("error") or detail.get("message") or "unknown error").strip(), secrets)
+            message = redact(str(chunk.get("error") or detail.get("message") or "unknown error").strip())
             lines.append(f"error: {message}")
             evidence = tail("\n".join(lines), 40)
             lowered = message.lower()
             if any(word in lowered for word in _AUTH_FAILURES):
-                raise RegistryAuthError(f"{action} failed: the registry refused the credentials ({message[:300]}); "
-                                        "check the user name and password or token, and its push permission", evidence=evidence)
+                raise RegistryStreamError(f"{action} failed: the registry refused the credentials ({message[:300]}); "
+                                          "check the user name and password or token, and its push permission", kind="auth", evidence=evidence)
             if any(word in lowered for word in _UNREACHABLE):
-                raise RegistryUnreachable(f"{action} failed: the registry does not answer ({message[:300]}); check the registry address, or start it",
-                                          evidence=evidence)
-            raise PushError(f"{action} failed ({message[:300]}); nothing was released, fix the cause and retry", evidence=evidence)
+                raise RegistryStreamError(f"{action} failed: the registry does not answer ({message[:300]}); check the registry address, or start it",
+                                          kind="unreachable", evidence=evidence)
+            raise RegistryStreamError(f"{action} failed ({message[:300]}); nothing was released, fix the cause and retry",
+                                      kind="failed", evidence=evidence)
         aux = chunk.get("aux")
         if isinstance(aux, Mapping) and aux.get("Digest"):
             digest = str(aux["Digest"])
@@ -81,11 +106,15 @@ def scan_registry_stream(chunks: Iterable[Mapping], *, action: str, on_layer: Ca
             if status not in ("Pushing", "Downloading", "Extracting"):  # the per-chunk lines would drown the evidence
                 lines.append(f"{layer}: {status}")
         elif status:
-            lines.append(redact(status, secrets))
+            lines.append(redact(status))
             found = _STREAM_DIGEST.search(status) or (re.match(r"Digest: (sha256:[0-9a-f]{64})", status))
             if found:
                 status_digest = found.group(1)
-    return StreamOutcome(digest or status_digest, tuple(lines))
+    digest = digest or status_digest
+    if require_digest and not digest:
+        raise RegistryStreamError(f"the {action} ended without a digest (no final aux line); nothing can be claimed as released, retry the push",
+                                  kind="failed", evidence=tail("\n".join(lines), 40))
+    return StreamOutcome(digest, tuple(lines))
 
 
 def _split_tag(ref: str) -> tuple[str, str]:
@@ -96,8 +125,7 @@ def _split_tag(ref: str) -> tuple[str, str]:
     return repository, tag
 
 
-def _redacted_first(exc: BaseException, secrets: tuple[str, ...]) -> str:
-    from harness.release.registry import redact
-
+def _redacted_first(exc: BaseException, redact: Callable[[str], str] = _no_redaction) -> str:
+    """The first line of an exception's message, for a one-line error, with secrets scrubbed."""
     text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-    return redact(text, secrets)
+    return redact(text)

@@ -1,4 +1,5 @@
-"""Release (issue 7), without Docker: policy, push-stream scanning, records, secrets, auth providers.
+"""Release (issue 7), without Docker: policy, push-stream scanning, records, secrets, auth providers,
+and `release()` end to end through the fake engine and its in-memory registry (`tests/fakes.py`).
 
 The ACR token exchange runs against a local HTTP server implementing ACR's
 documented /oauth2/exchange and /oauth2/token endpoints (and a registry's /v2/
@@ -10,53 +11,59 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from harness.compare import Difference
-from harness.docker.engine import LayerProgress, scan_registry_stream
-from harness.errors import MlreproError
-from harness.release.registry import (
-    ACR_TOKEN_USER,
-    MEDIA_DOCKER_LIST,
-    MEDIA_DOCKER_MANIFEST,
+from harness.docker.registry_stream import LayerProgress, RegistryStreamError, scan_registry_stream
+from harness.errors import EngineError, MlreproError
+from harness.git import state as git_state
+from harness.release import (
     AcrCliAuth,
     AcrEntraAuth,
     Credentials,
     DockerConfigAuth,
     EcrAuth,
     EnvironmentAuth,
+    GitState,
     Manifest,
     PushError,
     RegistryAuthError,
     RegistryClient,
+    RegistryError,
     RegistryUnreachable,
-    auth_for,
-    base_url,
-    decode_ecr_authorization,
-    parse_challenge,
-    parse_manifest,
-    redact,
-)
-from harness.release import (
-    GitState,
     ReleaseRecord,
+    ReleaseRefused,
     ReleaseTarget,
+    StaticAuth,
     TagCollision,
+    auth_for,
     decide_tag,
-    read_git_state,
     read_report,
+    redact,
+    release,
+    release_project,
     release_refusals,
     verification_manifest,
     verification_tag,
     write_record,
 )
+from harness.release.auth import decode_ecr_authorization
+from harness.release.client import base_url, parse_challenge
+from harness.release.errors import from_stream_error
+from harness.release.manifest import MEDIA_DOCKER_LIST, MEDIA_DOCKER_MANIFEST, parse_manifest
+from harness.release.secrets import ACR_TOKEN_USER, Redactor
 from harness.report import ImageInfo, Report
+
+from fakes import FakeEngine, FakeRegistry
 
 IMAGE_ID = "sha256:" + "a" * 64
 OTHER_ID = "sha256:" + "b" * 64
@@ -209,33 +216,67 @@ def test_without_aux_the_status_line_digest_is_used_and_without_either_there_is_
     assert scan_registry_stream(OK_STREAM[:6], action="push").digest is None
 
 
-@pytest.mark.parametrize("message, error", [
-    ("unauthorized: authentication required", RegistryAuthError),
-    ("denied: requested access to the resource is denied", RegistryAuthError),
-    ('Get "http://127.0.0.1:5998/v2/": dial tcp 127.0.0.1:5998: connect: connection refused', RegistryUnreachable),
-    ("denied: injected failure while writing the manifest", PushError),
-    ("blob upload unknown", PushError),
-])
-def test_an_error_line_inside_a_200_stream_raises_with_the_stream_as_evidence(message, error):
+STREAM_FAILURES = [
+    ("unauthorized: authentication required", "auth", RegistryAuthError),
+    ("denied: requested access to the resource is denied", "auth", RegistryAuthError),
+    ('Get "http://127.0.0.1:5998/v2/": dial tcp 127.0.0.1:5998: connect: connection refused', "unreachable", RegistryUnreachable),
+    ("denied: injected failure while writing the manifest", "failed", PushError),
+    ("blob upload unknown", "failed", PushError),
+]
+
+
+@pytest.mark.parametrize("message, kind, error", STREAM_FAILURES)
+def test_an_error_line_inside_a_200_stream_raises_with_the_stream_as_evidence(message, kind, error):
     stream = [*OK_STREAM[:6], {"errorDetail": {"message": message}, "error": message}, OK_STREAM[-1]]
-    with pytest.raises(error) as caught:
+    with pytest.raises(RegistryStreamError) as caught:
         scan_registry_stream(stream, action="push of r/x:1")
+    assert caught.value.kind == kind and isinstance(caught.value, EngineError)  # the adapter's own, neutral error
     assert "push of r/x:1 failed" in str(caught.value) and message[:40] in str(caught.value)
     assert "ebde4d6cc604: Pushed" in caught.value.evidence and "Pushing" not in caught.value.evidence
 
+    released = from_stream_error(caught.value)  # what the release says instead: its own error, the same line and evidence
+    assert type(released) is error and isinstance(released, RegistryError)
+    assert (str(released), released.evidence) == (str(caught.value), caught.value.evidence)
+
+
+def test_the_stream_error_messages_are_pinned():
+    def failure(message: str) -> str:
+        with pytest.raises(RegistryStreamError) as caught:
+            scan_registry_stream([{"error": message}], action="push of r/x:1")
+        return str(from_stream_error(caught.value))
+
+    assert failure("unauthorized: authentication required") == (
+        "push of r/x:1 failed: the registry refused the credentials (unauthorized: authentication required); "
+        "check the user name and password or token, and its push permission")
+    assert failure("dial tcp 127.0.0.1:9: connect: connection refused") == (
+        "push of r/x:1 failed: the registry does not answer (dial tcp 127.0.0.1:9: connect: connection refused); "
+        "check the registry address, or start it")
+    assert failure("blob upload unknown") == "push of r/x:1 failed (blob upload unknown); nothing was released, fix the cause and retry"
+
 
 def test_an_error_line_with_only_error_or_only_errorDetail_is_caught():
-    with pytest.raises(PushError):
+    with pytest.raises(RegistryStreamError, match="boom"):
         scan_registry_stream([{"error": "boom"}], action="push")
-    with pytest.raises(PushError):
+    with pytest.raises(RegistryStreamError, match="boom"):
         scan_registry_stream([{"errorDetail": {"message": "boom"}}], action="push")
 
 
-def test_secrets_in_stream_errors_are_redacted():
-    stream = [{"errorDetail": {"message": f"bad credential {SECRET}"}, "error": f"bad credential {SECRET}"}]
-    with pytest.raises(PushError) as caught:
-        scan_registry_stream(stream, action="push", secrets=(SECRET,))
-    assert SECRET not in str(caught.value) and SECRET not in caught.value.evidence and "***" in str(caught.value)
+def test_a_push_stream_without_a_digest_is_a_failure_when_one_is_required():
+    with pytest.raises(RegistryStreamError) as caught:
+        scan_registry_stream(OK_STREAM[:6], action="push of r/x:1", require_digest=True)
+    assert caught.value.kind == "failed" and str(caught.value).startswith("the push of r/x:1 ended without a digest")
+    assert "ebde4d6cc604: Pushed" in caught.value.evidence
+
+
+def test_secrets_in_stream_errors_are_redacted_by_the_callers_redactor():
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
+    stream = [{"status": f"login as {SECRET}"}, {"errorDetail": {"message": f"bad credential {SECRET} {jwt}"}, "error": f"bad credential {SECRET} {jwt}"}]
+    redactor = Redactor((SECRET,))
+    with pytest.raises(RegistryStreamError) as caught:
+        scan_registry_stream(stream, action="push", redact=redactor)
+    for text in (str(caught.value), caught.value.evidence):
+        assert SECRET not in text and jwt not in text and "***" in text
+    assert SECRET not in repr(redactor)
 
 
 # Secrets ------------------------------------------------------------------------------------------
@@ -286,16 +327,16 @@ def test_git_state_sees_revision_and_changes(tmp_path):
     def git(*args):
         subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
 
-    assert read_git_state(tmp_path).revision is None
+    assert git_state(tmp_path).revision is None
     git("init", "-q")
     (tmp_path / "a.txt").write_text("a")
     git("add", "a.txt")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a")
-    clean = read_git_state(tmp_path)
+    clean = git_state(tmp_path)
     assert len(clean.revision) == 40 and clean.dirty == ()
     (tmp_path / "b.txt").write_text("b")
     (tmp_path / "a.txt").write_text("changed")
-    assert sorted(read_git_state(tmp_path).dirty) == ["a.txt", "b.txt"]
+    assert sorted(git_state(tmp_path).dirty) == ["a.txt", "b.txt"]
 
 
 # Auth providers -----------------------------------------------------------------------------------
@@ -470,3 +511,213 @@ def test_a_rejected_refresh_token_is_an_auth_error(fake_acr):
 def test_an_unreachable_registry_is_named():
     with pytest.raises(RegistryUnreachable, match="nothing answers at http://127.0.0.1:9"):
         RegistryClient("127.0.0.1:9", None, timeout=2).manifest("a", "b")
+
+
+# release() end to end, through the fake engine and its in-memory registry (no Docker) ---------------
+
+HOST = "registry.test:5000"
+LABELS = {"org.opencontainers.image.title": "fake", "io.mlrepro.lock-sha256": LOCK}
+CREDENTIALS = Credentials("releaser", SECRET, source="test")
+
+
+@pytest.fixture
+def tree(tmp_path) -> Path:
+    """A committed git tree to release from."""
+    root = tmp_path / "src"
+    root.mkdir()
+    (root / "README").write_text("source\n")
+    for args in (["init", "-q"], ["add", "README"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "src"]):
+        subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+    return root
+
+
+@pytest.fixture
+def fake() -> FakeEngine:
+    engine = FakeEngine()
+    engine.local_id = engine.add_image("mlrepro/p:0123", LABELS)
+    return engine
+
+
+def write_report(path: Path, image_id: str, **kwargs) -> Path:
+    path.write_text(report_for(image_id, **kwargs).to_json())
+    return path
+
+
+def fake_release(engine: FakeEngine, tree: Path, tmp_path: Path, *, image_id: str | None = None, tag: str = "1.4.0",
+                 record: str = "release.json", **options) -> ReleaseRecord:
+    report = tmp_path / "report.json"
+    if not report.exists():
+        write_report(report, image_id or engine.local_id)
+    options.setdefault("auth", StaticAuth(CREDENTIALS))
+    return release(ReleaseTarget(HOST, "ml/model", tag), image="mlrepro/p:0123", report_path=report, root=tree, engine=engine,
+                   record_path=tmp_path / record, registry_client=engine.registry.client, clock=lambda: "2026-01-01T00:00:00Z",
+                   **options)
+
+
+def test_fake_a_passing_report_is_released_confirmed_and_recorded(fake, tree, tmp_path):
+    events, messages = [], []
+    record = fake_release(fake, tree, tmp_path, on_layer=events.append, progress=messages.append)
+    registry = fake.registry
+    requests_made = [call[0] for call in registry.calls]
+
+    assert record.digest == registry.tags[("ml/model", "1.4.0")] and record.image_id == fake.local_id
+    assert registry.manifest("ml/model", record.digest).config_digest == fake.local_id
+    assert record.reference == f"{HOST}/ml/model@{record.digest}" and not record.already_released
+    assert (record.git_revision, record.git_dirty) == (git_state(tree).revision, False)
+    assert record.provenance == LABELS and record.credentials_source == "test"
+    assert ReleaseRecord.from_json((tmp_path / "release.json").read_text()) == record
+    assert SECRET not in (tmp_path / "release.json").read_text()
+    assert registry.credentials == [CREDENTIALS]
+
+    # Sequence: tag free -> tag, push, untag the push's own name -> confirmed -> report artifact beside the image.
+    ref = f"{HOST}/ml/model:1.4.0"
+    assert fake.image_calls == [("tag", ref), ("push", ref), ("untag", ref)]
+    assert fake.image_id(ref) is None and fake.image_id("mlrepro/p:0123") == fake.local_id
+    assert requests_made == ["manifest", "push", "manifest", "manifest_digest", "manifest_digest", "upload_blob", "upload_blob",
+                             "put_manifest"]
+    artifact = registry.manifest("ml/model", verification_tag(record.digest))
+    assert artifact.digest == record.verification_artifact["digest"]
+    assert json.loads(artifact.body)["subject"]["digest"] == record.digest
+    assert registry.blobs[("ml/model", json.loads(artifact.body)["layers"][0]["digest"])] == (tmp_path / "report.json").read_bytes()
+    assert LayerProgress(record.digest[7:19], "Pushing", 2048, 4096) in events
+    assert any("release record written" in m for m in messages)
+
+
+def test_fake_credentials_come_from_the_docker_config_by_default(fake, tree, tmp_path, monkeypatch):
+    monkeypatch.delenv("MLREPRO_REGISTRY_USERNAME", raising=False)
+    monkeypatch.delenv("MLREPRO_REGISTRY_PASSWORD", raising=False)
+    fake.docker_config[HOST] = ("bob", SECRET)
+    record = fake_release(fake, tree, tmp_path, auth=None)
+    assert record.credentials_source == "docker config" and fake.registry.credentials[0].username == "bob"
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("another image", "changed or was never verified"),
+    ("drift", "found drift"),
+    ("no report", "no verification report at"),
+    ("dirty tree", "uncommitted changes (new.txt)"),
+])
+def test_fake_an_unverified_image_is_refused_before_anything_is_pushed(fake, tree, tmp_path, case, needle):
+    report = tmp_path / "report.json"
+    if case == "another image":
+        write_report(report, OTHER_ID)
+    elif case == "drift":
+        write_report(report, fake.local_id, drift=True)
+    elif case == "no report":
+        report.mkdir()  # exists, so fake_release writes none; it is no file either
+    else:
+        write_report(report, fake.local_id)
+        (tree / "new.txt").write_text("x")
+    with pytest.raises(ReleaseRefused, match=re.escape(needle) if case != "no report" else "verification report"):
+        fake_release(fake, tree, tmp_path)
+    assert fake.image_calls == [] and fake.registry.calls == [] and fake.registry.credentials == []  # nothing contacted
+    assert not (tmp_path / "release.json").exists()
+
+
+def test_fake_a_tag_naming_another_image_is_refused_and_never_moved(fake, tree, tmp_path):
+    theirs = fake.registry.store_image("ml/model", "1.4.0", OTHER_ID)
+    with pytest.raises(TagCollision) as caught:
+        fake_release(fake, tree, tmp_path)
+    assert theirs in str(caught.value) and OTHER_ID in str(caught.value) and "release under a new tag" in str(caught.value)
+    assert fake.registry.tags[("ml/model", "1.4.0")] == theirs
+    assert fake.image_calls == [] and [c[0] for c in fake.registry.calls] == ["manifest"]  # looked, did not push
+    assert not (tmp_path / "release.json").exists()
+
+
+def test_fake_re_releasing_the_same_digest_is_a_no_op(fake, tree, tmp_path):
+    first = fake_release(fake, tree, tmp_path, record="first.json")
+    calls_before = len(fake.registry.calls)
+    events, messages = [], []
+    again = fake_release(fake, tree, tmp_path, record="again.json", on_layer=events.append, progress=messages.append)
+    assert again.already_released and not first.already_released
+    assert (again.digest, again.verification_artifact) == (first.digest, first.verification_artifact)
+    assert fake.pushed == [f"{HOST}/ml/model:1.4.0"] and events == []  # pushed once, the first time only
+    assert "push" not in [c[0] for c in fake.registry.calls[calls_before:]]
+    assert "upload_blob" not in [c[0] for c in fake.registry.calls[calls_before:]]  # the report artifact was already there
+    assert any("re-release is a no-op" in m for m in messages)
+    assert ReleaseRecord.from_json((tmp_path / "again.json").read_text()) == again
+
+
+@pytest.mark.parametrize("message, kind, error", STREAM_FAILURES)
+def test_fake_a_push_stream_error_becomes_the_release_error_and_nothing_is_recorded(fake, tree, tmp_path, message, kind, error):
+    fake.push_stream = [*OK_STREAM[:6], {"errorDetail": {"message": f"{message} ({SECRET})"}, "error": f"{message} ({SECRET})"}]
+    with pytest.raises(error) as caught:
+        fake_release(fake, tree, tmp_path)
+    ref = f"{HOST}/ml/model:1.4.0"
+    assert type(caught.value) is error and f"push of {ref} failed" in str(caught.value) and message[:40] in str(caught.value)
+    assert "ebde4d6cc604: Pushed" in caught.value.evidence  # it failed midway, and the stream says so
+    assert SECRET not in str(caught.value) + caught.value.evidence  # the release's redactor reached the adapter
+    assert not (tmp_path / "release.json").exists() and fake.pushed == []
+    assert ("ml/model", "1.4.0") not in fake.registry.tags
+    assert fake.image_calls[-1] == ("untag", ref) and fake.image_id(ref) is None  # the push's own name is gone again
+
+
+def test_fake_a_push_to_a_registry_that_is_down_is_unreachable(fake, tree, tmp_path):
+    with pytest.raises(RegistryUnreachable, match="nothing answers at http://127.0.0.1:9"):
+        release(ReleaseTarget("127.0.0.1:9", "ml/model", "1"), image=fake.local_id, report_path=write_report(tmp_path / "r.json", fake.local_id),
+                root=tree, engine=fake, auth=StaticAuth(None), registry_client=fake.registry.client, record_path=tmp_path / "release.json")
+    assert not (tmp_path / "release.json").exists()
+
+
+def test_fake_a_push_the_registry_does_not_hold_is_not_claimed(fake, tree, tmp_path):
+    """The stream's digest is checked against the registry's own API before anything is recorded."""
+    digest = "sha256:" + "9" * 64
+    fake.push_stream = [*OK_STREAM[:6], {"aux": {"Tag": "1.4.0", "Digest": digest, "Size": 1}}]
+    with pytest.raises(RegistryError, match=f"the push reported {digest} but {HOST} has no such manifest"):
+        fake_release(fake, tree, tmp_path)
+    assert not (tmp_path / "release.json").exists()
+
+
+def test_fake_release_project_verifies_first_and_both_files_are_written_whole(fake, tree, tmp_path, monkeypatch):
+    """One atomic writer: a leftover `.report.json.tmp` (the old fixed temp name; here a directory, so it
+    cannot be overwritten) does not stop the report or the record from being written, and stays untouched."""
+    import harness.verify
+
+    verified = report_for(fake.local_id)
+    monkeypatch.setattr(harness.verify, "verify", lambda config, *, engine, progress: verified)
+    out = tmp_path / "out"
+    (out / ".report.json.tmp").mkdir(parents=True)
+    (out / ".release.json.tmp").write_text("another release's half-written record")
+    record = release_project(SimpleNamespace(root=tree), ReleaseTarget(HOST, "ml/model", "1.4.0"), verify_first=True,
+                             report_path=out / "report.json", engine=fake, auth=StaticAuth(CREDENTIALS),
+                             registry_client=fake.registry.client, record_path=out / "release.json")
+    assert Report.from_json((out / "report.json").read_text()) == verified
+    assert ReleaseRecord.from_json((out / "release.json").read_text()) == record
+    assert record.report_sha256 == hashlib.sha256((out / "report.json").read_bytes()).hexdigest()
+    assert sorted(p.name for p in out.iterdir()) == [".release.json.tmp", ".report.json.tmp", "release.json", "report.json"]
+    assert (out / ".release.json.tmp").read_text() == "another release's half-written record"
+
+
+def test_concurrent_record_writes_each_leave_a_complete_file(tmp_path):
+    """Two writers at once (two releases sharing out/): the file is always one whole record, never a mix or a crash."""
+    base = dict(registry=HOST, repository="a/b", tag="1", digest="sha256:" + "1" * 64, reference=f"{HOST}/a/b@sha256:" + "1" * 64,
+                image_id=IMAGE_ID, report_sha256="2" * 64, lock_sha256=LOCK, git_revision=REVISION, git_dirty=False,
+                allow_dirty=False, image_revision=None, verification_artifact=None, already_released=False,
+                credentials_source="test", released_at="2026-01-01T00:00:00Z")
+    records = [ReleaseRecord(**base, provenance={"n": str(i) * 5000}) for i in range(2)]
+    path = tmp_path / "release.json"
+    errors: list[BaseException] = []
+
+    def writer(record: ReleaseRecord) -> None:
+        try:
+            for _ in range(100):
+                write_record(path, record)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(r,)) for r in records]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert ReleaseRecord.from_json(path.read_text()) in records
+    assert [p.name for p in tmp_path.iterdir()] == ["release.json"]
+
+
+def test_the_package_exports_what_it_promises():
+    import harness.release as package
+
+    assert sorted(set(package.__all__)) == sorted(package.__all__)
+    assert all(hasattr(package, name) for name in package.__all__)
+    assert issubclass(FakeRegistry, object) and callable(FakeRegistry().client)
