@@ -19,7 +19,9 @@ Tree (each class says what to do about it in its docstring)::
 
 The subclasses that live beside the code raising them are listed by module.
 
-Drift is not an error: it is a result (a Report), mapped to exit 1 by the CLI.
+Drift is not an error: it is a result (a Report), mapped to exit 1 by the CLI;
+so is non-determinism (two runs of the same side disagree: the project, not
+the image, is at fault), mapped to exit 3.
 Messages are one line: what was expected, what was found, what to do. The
 evidence (logs) is kept in attributes so a report or a pytest hook can show it
 without cluttering the line.
@@ -30,6 +32,18 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_DRIFT = 1
 EXIT_ERROR = 2
+#: `mlrepro verify --repeat N`: two runs of the same side disagreed (NON-DETERMINISTIC).
+EXIT_NON_DETERMINISTIC = 3
+
+
+class _Missing:
+    """The `found` of a ConfigError for a key that is absent: printed as `none`, not as a value."""
+
+    def __repr__(self) -> str:
+        return "none"
+
+
+MISSING = _Missing()
 
 
 class MlreproError(Exception):
@@ -51,13 +65,22 @@ class MlreproError(Exception):
 class ConfigError(MlreproError):
     """A configuration key is missing or invalid: fix the named key in pyproject.toml."""
 
-    def __init__(self, key: str, expected: str, found: object) -> None:
+    def __init__(self, key: str, expected: str, found: object, *, hint: str = "") -> None:
         self.key, self.expected, self.found = key, expected, found
-        super().__init__(f"[tool.mlrepro] {key}: expected {expected}, found {found!r}")
+        super().__init__(f"[tool.mlrepro] {key}: expected {expected}, found {found!r}" + (f"; {hint}" if hint else ""))
 
 
 class EngineError(MlreproError):
     """The Docker engine is unreachable or failed: start it (`scripts/ensure-docker.sh`) and retry."""
+
+    #: What to do once the engine answers again (shared by every message that says the engine failed mid-run).
+    RECOVER = ("once it answers again (restart Docker, or scripts/ensure-docker.sh as root on Debian), "
+               "run 'mlrepro clean' to remove what this run left on it")
+
+    def __init__(self, message: str, *, evidence: str = "", cause: str = "") -> None:
+        super().__init__(message, evidence=evidence)
+        #: The engine's own words, short, for a caller that rephrases the message in its terms.
+        self.cause = cause
 
 
 class BaseImageError(MlreproError):

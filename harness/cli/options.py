@@ -16,17 +16,19 @@ from pathlib import Path
 from typing import Callable
 
 import click
-from rich.console import Console
+from rich.text import Text
 
+from harness.terminal import STDERR, STDOUT, SafeConsole, silence_broken
 from harness.errors import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, MlreproError
 from harness.files import write_atomic
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# Safe consoles: project text cannot drive the terminal, and a closed pipe cannot change the exit code.
+err = SafeConsole(file=STDERR, highlight=False)
+out = SafeConsole(file=STDOUT, highlight=False)
 
 
 def progress(message: str) -> None:
-    err.print(f"[dim]·[/dim] {message}", markup=True, soft_wrap=True)
+    err.print(Text.assemble(("·", "dim"), " ", message), soft_wrap=True)
 
 
 def check_writable(path: Path) -> None:
@@ -37,13 +39,47 @@ def check_writable(path: Path) -> None:
         raise MlreproError(f"cannot write {path}: {reason}; choose a writable path")
 
 
-def _sigterm(signum, frame):  # noqa: ANN001
+#: Every signal whose default action ends the process and that can be caught: each becomes an
+#: interrupt, so the `finally` blocks run and what the run made is removed (SIGKILL cannot be caught;
+#: `mlrepro clean` is for that). SIGPIPE is left to Python, which ignores it (a closed pipe is an OSError).
+TERMINATING_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGALRM",
+                                       "SIGVTALRM", "SIGPROF", "SIGXCPU", "SIGXFSZ", "SIGIO", "SIGPWR", "SIGSTKFLT")
+    if hasattr(signal, name)
+)
+
+
+def network_failure(exc: BaseException) -> str | None:
+    """One line for a network error that escaped its caller (a registry stalling, an engine gone), else None.
+
+    Callers translate the errors they expect; this is the net under them, so a
+    timeout is never reported as a bug in mlrepro.
+    """
+    import socket
+
+    kinds: tuple[type[BaseException], ...] = (socket.timeout, ConnectionError, TimeoutError)
+    try:
+        import requests.exceptions
+        import urllib3.exceptions
+
+        kinds += (requests.exceptions.RequestException, urllib3.exceptions.HTTPError)
+    except ImportError:  # pragma: no cover - both come with docker-py
+        pass
+    if not isinstance(exc, kinds):
+        return None
+    first = str(exc).splitlines()[0][:240] if str(exc) else ""
+    return (f"a network operation failed ({type(exc).__name__}: {first}); check that the engine, registry or index it "
+            "talked to is reachable and not overloaded, then retry")
+
+
+def _interrupt(signum, frame):  # noqa: ANN001
     raise KeyboardInterrupt
 
 
 def run(action: Callable[[], int]) -> None:
     """Run a command body, turning every expected failure into one line and an exit code."""
-    signal.signal(signal.SIGTERM, _sigterm)
+    for signum in TERMINATING_SIGNALS:
+        signal.signal(signum, _interrupt)
     try:
         code = action()
     except MlreproError as exc:
@@ -57,9 +93,15 @@ def run(action: Callable[[], int]) -> None:
     except Exception as exc:  # a bug, not an expected failure: still one line, unless debugging
         if os.environ.get("MLREPRO_DEBUG"):
             raise
+        network = network_failure(exc)
+        if network:
+            err.print(f"error: {network}", markup=False, soft_wrap=True)
+            silence_broken(STDOUT, STDERR)
+            sys.exit(EXIT_ERROR)
         first = str(exc).splitlines()[0][:300] if str(exc) else ""
         err.print(f"error: unexpected {type(exc).__name__}: {first} (a bug in mlrepro; rerun with MLREPRO_DEBUG=1 for the traceback and report it)", markup=False)
         code = EXIT_ERROR
+    silence_broken(STDOUT, STDERR)
     sys.exit(code)
 
 

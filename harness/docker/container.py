@@ -158,10 +158,9 @@ class Container:
             return ExecResult(-9, output.text(), timed_out=True)
         if "error" in result:
             exc = result["error"]
-            raise EngineError(
-                f"the engine failed while running {command[0]} in a container ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}); "
-                "once it answers again (restart Docker, or scripts/ensure-docker.sh as root on Debian), run 'mlrepro clean' to remove what this run left on it"
-            ) from None
+            cause = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise EngineError(f"the engine failed while running {command[0]} in a container ({cause}); {EngineError.RECOVER}",
+                              cause=cause) from None
         return result["value"]
 
     def kill_reason(self, since: float) -> str:

@@ -292,30 +292,29 @@ class Engine:
     # Registries (mlrepro release) ---------------------------------------------
 
     def push(self, ref: str, *, auth_config: Mapping[str, str] | None = None,
-             on_layer: Callable[["LayerProgress"], None] = lambda event: None, secrets: tuple[str, ...] = ()) -> str:
+             on_layer: Callable[["LayerProgress"], None] = lambda event: None,
+             redact: Callable[[str], str] = lambda text: text) -> str:
         """Push `ref` (REGISTRY/REPOSITORY:TAG); return the manifest digest the registry stored.
 
         Every line of the stream is scanned (`scan_registry_stream`): the engine
         reports a failed push as an `errorDetail` line inside an HTTP 200
-        stream, and the digest only in the final `aux` line. `auth_config` is
-        sent with this request only (nothing is written to a docker config).
+        stream (RegistryStreamError, with its `kind`), and the digest only in
+        the final `aux` line (none: RegistryStreamError too). `auth_config` is
+        sent with this request only (nothing is written to a docker config);
+        `redact` scrubs the caller's secrets from every message and evidence.
         """
         repository, tag = _split_tag(ref)
         try:
             stream = self.client.api.push(repository, tag=tag, stream=True, decode=True,
                                           auth_config=dict(auth_config) if auth_config else None)
-            outcome = scan_registry_stream(stream, action=f"push of {ref}", on_layer=on_layer, secrets=secrets)
+            outcome = scan_registry_stream(stream, action=f"push of {ref}", on_layer=on_layer, redact=redact, require_digest=True)
         except (requests.exceptions.RequestException, docker.errors.APIError) as exc:
-            raise EngineError(f"the engine failed during the push of {ref} ({_redacted_first(exc, secrets)}); {START_HINT}") from None
-        if not outcome.digest:
-            from harness.release.registry import PushError
-
-            raise PushError(f"the push of {ref} ended without a digest (no final aux line); nothing can be claimed as released, retry the push",
-                            evidence=tail("\n".join(outcome.lines), 40))
+            raise EngineError(f"the engine failed during the push of {ref} ({_redacted_first(exc, redact)}); {START_HINT}") from None
         return outcome.digest
 
     def pull(self, ref: str, *, auth_config: Mapping[str, str] | None = None,
-             on_layer: Callable[["LayerProgress"], None] = lambda event: None, secrets: tuple[str, ...] = ()) -> str:
+             on_layer: Callable[["LayerProgress"], None] = lambda event: None,
+             redact: Callable[[str], str] = lambda text: text) -> str:
         """Pull `ref` (a tag or REPOSITORY@sha256:...), scanning the stream for errors; return the image ID."""
         repository, sep, digest = ref.partition("@")
         if not sep:
@@ -323,9 +322,9 @@ class Engine:
         try:
             stream = self.client.api.pull(repository, tag=digest, stream=True, decode=True,
                                           auth_config=dict(auth_config) if auth_config else None)
-            scan_registry_stream(stream, action=f"pull of {ref}", on_layer=on_layer, secrets=secrets)
+            scan_registry_stream(stream, action=f"pull of {ref}", on_layer=on_layer, redact=redact)
         except (requests.exceptions.RequestException, docker.errors.APIError) as exc:
-            raise EngineError(f"the engine failed during the pull of {ref} ({_redacted_first(exc, secrets)}); {START_HINT}") from None
+            raise EngineError(f"the engine failed during the pull of {ref} ({_redacted_first(exc, redact)}); {START_HINT}") from None
         image_id = self.image_id(ref)
         if image_id is None:
             raise EngineError(f"the pull of {ref} reported success but the engine has no such image; retry the pull")

@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from harness.terminal import safe
+
 from harness.report.model import Report
 
 __all__ = ["render"]
@@ -26,7 +28,7 @@ def _short_id(image_id: str) -> str:
 
 def _text(value: Any, style: str = "") -> Text:
     # Text, never markup: summaries contain brackets like 'proba[0]'.
-    return Text("-" if value is None else str(value), style=style)
+    return Text("-" if value is None else safe(str(value)), style=style)
 
 
 def _render_header(report: Report, console: Console) -> None:
@@ -39,6 +41,8 @@ def _render_header(report: Report, console: Console) -> None:
     grid.add_row("content hash", img.content_hash)
     grid.add_row("base image", f"{img.base_image} ({_short_id(img.base_image_id)})")
     grid.add_row("lock sha256", report.lock_sha256)
+    if report.reference_sha256:  # the "host" column is then the recorded reference
+        grid.add_row("reference", f"sha256:{report.reference_sha256} (the host column is this recorded run)")
     console.print(grid)
 
 
@@ -169,6 +173,15 @@ def render(report: Report, console: Console) -> None:
         console.print(Text("Notes", style="bold"))
         for note in report.notes:
             console.print(Text(f"  note: {note.message}", style="yellow"))
+    for side in report.consistency:  # `verify --repeat N`: did each repeated side agree with itself?
+        if side.moved:
+            console.print(Text(f"Self-consistency: {side.runs} runs of the {side.side} side disagree", style="bold red"))
+            for artifact in side.moved:
+                console.print(Text(f"  moved: {artifact.summary}", style="red"))
+            for cause in side.causes:
+                console.print(Text(f"  likely cause: {cause}", style="yellow"))
+        else:
+            console.print(Text(f"Self-consistency: {side.runs} runs of the {side.side} side agree", style="green"))
     style = "bold green" if report.reproducible else "bold red"
     # soft_wrap keeps the verdict one line, so it can be grepped from logs.
     console.print(Text(report.verdict(), style=style), soft_wrap=True)

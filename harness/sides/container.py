@@ -44,7 +44,7 @@ class ContainerSide(Side):
     def open(self) -> None:
         wd = self._workspace.root
         self.box = self._stack.enter_context(self.engine.container(
-            self.image, role=self.role, env=forwarded_env(self.config), mem_limit=self.config.run.mem_limit, writable=wd))
+            self.image, role=self.role, env=forwarded_env(self.config, workspace=self._workspace, python=self.python), mem_limit=self.config.run.mem_limit, writable=wd))
         files = {"probe.py": PROBE_SOURCE, **{f"in/{p.name}": p.read_bytes() for p in self.config.inputs}}
         self.box.put_files(wd, files, dirs=("out",))
 
@@ -59,8 +59,8 @@ class ContainerSide(Side):
             raise MlreproError("the image side is not open: use it as a context manager (with ContainerSide(...) as side)")
         return self.box
 
-    def execute(self, argv: list[str], *, timeout: float) -> Completed:
-        result = self._open_box().exec(argv, timeout=timeout)
+    def execute(self, argv: list[str], *, timeout: float, env: Mapping[str, str] | None = None) -> Completed:
+        result = self._open_box().exec(argv, timeout=timeout, env=env)
         return Completed(None if result.timed_out else result.exit_code, result.output)
 
     def spawn(self, argv: list[str]) -> Stream:

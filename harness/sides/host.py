@@ -20,7 +20,7 @@ from harness.errors import MlreproError
 from harness.ownership import run_tempdir
 from harness.sides.process import Completed, HostProcesses, ProcessStream
 from harness.sides.side import Side, Workspace
-from harness.sides.steps import PROBE_SOURCE, forwarded_env
+from harness.sides.steps import PROBE_SOURCE, forwarded_env, host_environment, interpreter_path
 
 
 class HostSide(Side):
@@ -35,7 +35,7 @@ class HostSide(Side):
         self._given_python = python
         self.python = python or "python"
         self.processes = HostProcesses()
-        self.env = {**os.environ, **forwarded_env(config)}
+        self.env = {**host_environment(config), **forwarded_env(config)}
         self._tmp: Path | None = None
         self._aborted = False
 
@@ -54,6 +54,10 @@ class HostSide(Side):
 
         self.python = self._given_python or host_python(self.config, progress=self._progress)
         self._tmp = run_tempdir(self.kind)
+        # run.env's placeholders name this side's paths; the interpreter's directory leads PATH so
+        # that `sh -c "python ..."` and the venv's console scripts are this side's too.
+        self.env = {**host_environment(self.config), **forwarded_env(self.config, workspace=self.workspace, python=self.python)}
+        self.env["PATH"] = interpreter_path(self.python, self.env.get("PATH", os.defpath))
         try:
             (self._tmp / "out").mkdir()
             (self._tmp / "in").mkdir()
@@ -73,10 +77,10 @@ class HostSide(Side):
         if self._aborted:
             raise MlreproError(f"the {self.where} side was stopped (the other side failed or the run was interrupted)")
 
-    def execute(self, argv: list[str], *, timeout: float) -> Completed:
+    def execute(self, argv: list[str], *, timeout: float, env: Mapping[str, str] | None = None) -> Completed:
         self._check()
         try:
-            return self.processes.run(argv, cwd=self.config.host.workdir, env=self.env, timeout=timeout)
+            return self.processes.run(argv, cwd=self.config.host.workdir, env={**self.env, **(env or {})}, timeout=timeout)
         except OSError as exc:
             raise MlreproError(f"cannot start {argv[0]!r} {self.place} ({exc.strerror or exc}); check the command and host.workdir") from None
 

@@ -85,8 +85,8 @@ class Side(abc.ABC):
         """Remove everything the side made (processes, containers, directories). Idempotent; never raises."""
 
     @abc.abstractmethod
-    def execute(self, argv: list[str], *, timeout: float) -> Completed:
-        """Run `argv` to its end in the workspace's environment; killed past `timeout` (`exit_code` None)."""
+    def execute(self, argv: list[str], *, timeout: float, env: Mapping[str, str] | None = None) -> Completed:
+        """Run `argv` to its end in the workspace's environment (plus `env`); killed past `timeout` (`exit_code` None)."""
 
     @abc.abstractmethod
     def spawn(self, argv: list[str]) -> Stream:

@@ -9,6 +9,7 @@ or a timeout becomes a `StepError` carrying the step's output as evidence.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 import os
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from harness.config import Config, Step
-from harness.errors import StepError, tail
+from harness.errors import EngineError, StepError, tail
 from harness.sides.side import Side, Workspace
 
 #: The probe's source, copied to every side (it is stdlib only and runs under any Python >= 3.8).
@@ -36,20 +37,63 @@ class RunResult:
     logs: Mapping[str, str] = field(default_factory=dict)  # step name -> combined output
 
 
+def fill(word: str, workspace: Workspace, python: str) -> str:
+    """One configured word with `{out}`, `{inputs}` and `{python}` as this side sees them."""
+    return word.format(out=workspace.out, inputs=workspace.inputs, python=python)
+
+
 def expand(command: Sequence[str], workspace: Workspace, python: str) -> list[str]:
     """A configured command as the side runs it: placeholders filled, a leading `python` made the side's."""
-    words = [part.format(out=workspace.out, inputs=workspace.inputs) for part in command]
+    words = [fill(part, workspace, python) for part in command]
     if words and words[0] in ("python", "python3"):
         words[0] = python
     return words
 
 
-def forwarded_env(config: Config, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """What both sides compute under: host variables matching `run.pass_env`, then `run.env`."""
+def expand_env(env: Mapping[str, str], workspace: Workspace, python: str) -> dict[str, str]:
+    """An env table (`run.env`, a step's `env`) with its placeholders filled for this side."""
+    return {name: fill(value, workspace, python) for name, value in env.items()}
+
+
+def forwarded_env(config: Config, environ: Mapping[str, str] | None = None, *, workspace: Workspace | None = None,
+                  python: str = "python") -> dict[str, str]:
+    """What both sides compute under: host variables matching `run.pass_env`, then `run.env`.
+
+    With a `workspace`, `run.env`'s placeholders are filled for that side (a
+    project reading `DATA_DIR` gets the side's own inputs directory).
+    """
     environ = os.environ if environ is None else environ
     env = {k: v for k, v in environ.items() if any(fnmatch.fnmatchcase(k, pat) for pat in config.run.pass_env)}
-    env.update(config.run.env)
+    env.update(config.run.env if workspace is None else expand_env(config.run.env, workspace, python))
     return env
+
+
+#: Host variables that are credentials: a host step never sees them unless `run.pass_env` names them.
+CREDENTIAL_VARIABLES = (
+    "MLREPRO_REGISTRY_*", "AWS_*", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE*", "AZURE_PASSWORD", "ARM_CLIENT_SECRET",
+    "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CREDENTIALS", "DOCKER_AUTH_CONFIG", "DOCKER_PASSWORD", "REGISTRY_PASSWORD",
+    "GITHUB_TOKEN", "GH_TOKEN", "CI_JOB_TOKEN", "NPM_TOKEN", "PYPI_TOKEN", "TWINE_PASSWORD", "HF_TOKEN",
+    "*_TOKEN", "*_PASSWORD", "*_SECRET", "*_SECRET_*", "*_API_KEY", "*_ACCESS_KEY",
+)
+
+
+def host_environment(config: Config, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The host environment a host step starts from: everything but credentials (unless `run.pass_env` names them)."""
+    environ = os.environ if environ is None else environ
+
+    def passed(name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, pat) for pat in config.run.pass_env)
+
+    return {k: v for k, v in environ.items()
+            if passed(k) or not any(fnmatch.fnmatchcase(k, pat) for pat in CREDENTIAL_VARIABLES)}
+
+
+def interpreter_path(python: str, path: str) -> str:
+    """`PATH` with the directory of `python` first, so `sh -c "python ..."` and console scripts are the side's."""
+    directory = os.path.dirname(python)
+    if not directory:
+        return path
+    return os.pathsep.join([directory, *(p for p in path.split(os.pathsep) if p and p != directory)])
 
 
 def step_failed(side: Side, step_name: str, code: int, output: str, started: float) -> StepError:
@@ -63,10 +107,21 @@ def step_failed(side: Side, step_name: str, code: int, output: str, started: flo
                      exit_code_seen=code, evidence=tail(output, 40))
 
 
-def run_step(side: Side, step: Step) -> str:
+def run_step(side: Side, step: Step, *, progress: Callable[[str], None] = lambda message: None) -> str:
     """Run one configured step on `side`; its output, or StepError saying why it failed."""
     started = time.time()
-    done = side.execute(expand(step.command, side.workspace, side.python), timeout=step.timeout)
+    env = expand_env(step.env, side.workspace, side.python) if step.env else None
+    try:
+        done = side.execute(expand(step.command, side.workspace, side.python), timeout=step.timeout, env=env)
+    except EngineError as exc:  # the adapter speaks of commands; say which step it was
+        raise EngineError(f"the engine failed while running step '{step.name}' {side.place} ({exc.cause or exc.message}); "
+                          f"{EngineError.RECOVER}", cause=exc.cause) from None
+    if done.leftovers:
+        # A daemon a step leaves would run on after us from a deleted directory: it was killed; say so.
+        note = (f"step '{step.name}' left {len(done.leftovers)} process(es) running {side.place}; "
+                f"they were killed: {'; '.join(done.leftovers)}")
+        progress(f"{side.where}: {note}")
+        done = dataclasses.replace(done, output=f"{done.output}mlrepro: {note}\n")
     if done.timed_out:
         raise StepError(f"step '{step.name}' {side.place} exceeded its timeout of {step.timeout:g} s and was killed; "
                         "raise steps[].timeout or make the step faster",
@@ -107,7 +162,7 @@ def run_steps(side: Side, config: Config, steps: Sequence[Step] | None = None, *
     try:
         for step in config.steps if steps is None else steps:
             progress(f"{side.where}: {step.name}")
-            logs[step.name] = run_step(side, step)
+            logs[step.name] = run_step(side, step, progress=progress)
         probe = probing.result()
     except BaseException:
         side.abort()  # the probe must not keep running once the run has failed
@@ -129,4 +184,4 @@ def alongside(fn: Callable, *args, **kwargs) -> Future:
     return future
 
 
-__all__ = ["PROBE_SOURCE", "RunResult", "alongside", "expand", "forwarded_env", "run_probe", "run_step", "run_steps", "step_failed"]
+__all__ = ["PROBE_SOURCE", "RunResult", "alongside", "expand", "expand_env", "fill", "forwarded_env", "interpreter_path", "run_probe", "run_step", "run_steps", "step_failed"]

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.plugin import missing_prerequisite
 from harness.image.base import resolve_base
 from harness.config import load_config
 from harness.docker.engine import Engine
@@ -352,7 +353,7 @@ class SecondEngine:
 @pytest.fixture
 def second_engine(engine, base_image):
     if os.geteuid() != 0 or shutil.which("dockerd") is None or shutil.which("unshare") is None:
-        pytest.skip("a second dockerd needs root, dockerd and unshare; the engine-stopped fault cannot be injected here")
+        missing_prerequisite("a second dockerd needs root, dockerd and unshare; the engine-stopped fault cannot be injected here")
     root = Path(f"/tmp/mlrepro-fault-{uuid.uuid4().hex[:8]}")
     root.mkdir()
     second = SecondEngine(root)
@@ -361,7 +362,7 @@ def second_engine(engine, base_image):
         try:
             second.start()
         except RuntimeError as exc:
-            pytest.skip(f"a second dockerd cannot start here ({exc}); the engine-stopped fault cannot be injected")
+            missing_prerequisite(f"a second dockerd cannot start here ({exc}); the engine-stopped fault cannot be injected")
         save = subprocess.Popen(["docker", "save", base_image], stdout=subprocess.PIPE)
         load = subprocess.run(["docker", "-H", second.host, "load"], stdin=save.stdout, capture_output=True, text=True)
         save.stdout.close()
@@ -387,7 +388,7 @@ def test_engine_stopped_during_a_run(second_engine, make_project):
     assert outcome.code == 2, outcome.stderr
     (line,) = outcome.error_lines
     print(f"exit {outcome.code}: {line}")
-    assert "the engine failed while running step train" in line and "run 'mlrepro clean'" in line, line
+    assert "the engine failed while running step 'train' in the image (" in line and "run 'mlrepro clean'" in line, line
     # The host side is stopped and its directory removed although the engine is gone.
     assert run_tempdirs(outcome.run_id) == [] and run_processes(outcome.run_id) == []
     # What the dead engine held cannot be removed before it is back; then `mlrepro clean` removes it.
@@ -429,7 +430,7 @@ def test_container_killed_during_training(engine, make_project):
 def test_step_exceeding_its_timeout(engine, make_project, where):
     started = time.monotonic()
     outcome = mlrepro("verify", "--config", str(make_project("sleep" if where == "image" else "sleep-on-host", timeout=3)))
-    expected = "step train in the container exceeded its timeout of 3 s" if where == "image" else "step 'train' on the host exceeded its timeout of 3 s"
+    expected = f"step 'train' {'in the image' if where == 'image' else 'on the host'} exceeded its timeout of 3 s"
     assert_clean_failure(outcome, engine, expected, "raise steps[].timeout")
     assert time.monotonic() - started < 60
 
@@ -499,7 +500,7 @@ def tmpfs(path: Path, options: str):
     path.mkdir(parents=True, exist_ok=True)
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}): unwritable/full directories cannot be simulated as root")
+        missing_prerequisite(f"cannot mount a tmpfs here ({mounted.stderr.strip()}): unwritable/full directories cannot be simulated as root")
     try:
         yield path
     finally:

@@ -59,3 +59,14 @@ def test_a_closed_stdout_leaves_the_exit_code_as_it_was() -> None:
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr.decode()
     assert b"Traceback" not in stderr and b"Exception ignored" not in stderr
+
+
+def test_a_network_error_that_escaped_is_one_line_not_a_bug() -> None:
+    import urllib3.exceptions
+
+    from harness.cli.options import network_failure
+
+    stalled = urllib3.exceptions.ReadTimeoutError(None, "/v2/uploads", "Read timed out. (read timeout=10)")
+    line = network_failure(stalled)
+    assert line is not None and line.startswith("a network operation failed (ReadTimeoutError:") and "retry" in line
+    assert network_failure(ValueError("a real bug")) is None
