@@ -4,26 +4,34 @@ Identical bytes settle a comparison before any mode is consulted; otherwise
 the rule's mode decides what "the same" means:
 
 - 'bitwise': the bytes must be identical (the first differing offset is reported);
-- 'numeric': a table (CSV, JSON lines, JSON array of objects), see `tables`;
+- 'numeric': numbers under the tolerance, the reader chosen by suffix (`formats`):
+  a table (CSV, JSON lines, JSON array of objects, see `streaming`), NumPy
+  arrays (.npy, .npz, read without numpy, see `arrays`) or Parquet (when
+  pyarrow is importable, see `parquet`);
 - 'json': every leaf of the document, numbers under the tolerance;
 - 'hash': only the value under `key`, e.g. a canonical hash the project computes.
 
 compare_artifact never raises on content: unreadable content is a 'differs'
-result that says why, since a broken artifact is a finding about the run.
+result that says why, since a broken artifact is a finding about the run. It
+takes bytes; `harness.compare.files.compare_files` takes paths and streams them.
+The only exception is `Unavailable` (an optional reader such as pyarrow is not
+installed), which is about this machine, not the run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from harness.compare.differences import Difference, plain
-from harness.compare.documents import ABSENT, Unparsable, decode, evidence, exactly_equal, flatten, json_loads, path_text
+from harness.compare.documents import ABSENT, Unparsable, both, decode, evidence, exactly_equal, flatten, json_loads, path_text
 from harness.compare.summaries import MAX_EXAMPLES, differ, plural, short_list, show_number, tolerance_text
-from harness.compare.tables import compare_tables, parse_table
+from harness.compare.formats import STREAMED_MODES, compare_content
+from harness.compare.sources import Source
 from harness.compare.tolerance import DifferenceStats, is_number, numbers_close
 
 __all__ = [
@@ -33,6 +41,10 @@ __all__ = [
     "ArtifactRule",
     "artifact_differences",
     "compare_artifact",
+    "bitwise_summary",
+    "identical_summary",
+    "streamed_content",
+    "tolerance_details",
 ]
 
 # The values of `compare = ...` in `[[tool.mlrepro.artifacts]]`.
@@ -178,18 +190,6 @@ def _compare_hash(rule: ArtifactRule, image: Any, host: Any, details: dict[str, 
 # ------------------------------------------------------------ dispatch
 
 
-def _parse_both(parse: Callable[[bytes, str], Any], image: bytes, host: bytes) -> tuple[Any, Any, str | None]:
-    """Parse both sides; on failure a reason naming every side that failed."""
-    values, errors = [], []
-    for side, data in (("image", image), ("host", host)):
-        try:
-            values.append(parse(data, side))
-        except Unparsable as exc:
-            values.append(None)
-            errors.append(str(exc))
-    return values[0], values[1], "; ".join(errors) or None
-
-
 def _first_difference(image: bytes, host: bytes) -> int:
     # Chunk first: artifacts can be large and a per-byte Python loop is slow.
     chunk = 1 << 16
@@ -205,17 +205,32 @@ def _first_difference(image: bytes, host: bytes) -> int:
 def _compare_content(rule: ArtifactRule, image: bytes, host: bytes, details: dict[str, Any]) -> tuple[str, str, str | None]:
     """(status, summary, parse error or None) for the parsing modes."""
     p = rule.path
-    if rule.mode == "numeric":
-        ti, th, error = _parse_both(lambda data, side: parse_table(p, data, side), image, host)
-        if error:
-            return "differs", f"{p}: {error}", error
-        return (*compare_tables(p, ti, th, atol=rule.atol, rtol=rule.rtol, details=details), None)
-    ji, jh, error = _parse_both(lambda data, side: json_loads(decode(data, side), side), image, host)
-    if error:
-        return "differs", f"{p}: {error}", error
+    if rule.mode in STREAMED_MODES:
+        return streamed_content(rule, Source(io.BytesIO(image), "image"), Source(io.BytesIO(host), "host"), details)
+    try:
+        ji, jh = both(lambda side: json_loads(decode(*side), side[1]), (image, "image"), (host, "host"))
+    except Unparsable as exc:
+        return "differs", f"{p}: {exc}", str(exc)
     if rule.mode == "json":
         return (*_compare_json(rule, ji, jh, details), None)
     return (*_compare_hash(rule, ji, jh, details), None)
+
+
+def streamed_content(rule: ArtifactRule, image: Source, host: Source, details: dict[str, Any], *,
+                     fmt: str | None = None) -> tuple[str, str, str | None]:
+    """(status, summary, parse error or None) for the modes read through Sources (`fmt` overrides the suffix)."""
+    try:
+        return (*compare_content(rule.path, image, host, atol=rule.atol, rtol=rule.rtol, details=details, fmt=fmt), None)
+    except Unparsable as exc:
+        return "differs", f"{rule.path}: {exc}", str(exc)
+
+
+def tolerance_details(rule: ArtifactRule, details: dict[str, Any]) -> None:
+    """What every non-bitwise result records of its rule."""
+    if rule.mode != "bitwise":
+        details.update(atol=rule.atol, rtol=rule.rtol)
+        if rule.key:
+            details["key"] = rule.key
 
 
 def compare_artifact(rule: ArtifactRule, image: bytes | None, host: bytes | None) -> ArtifactResult:
@@ -234,20 +249,12 @@ def compare_artifact(rule: ArtifactRule, image: bytes | None, host: bytes | None
         "bytes": {"image": len(image), "host": len(host)},
     }
     if image == host:
-        return ArtifactResult(p, rule.mode, "identical", f"{p}: identical ({len(image)} bytes, sha256 {_sha256(image)[:12]})", details)
-    if rule.mode != "bitwise":
-        details.update(atol=rule.atol, rtol=rule.rtol)
-        if rule.key:
-            details["key"] = rule.key
-
+        return ArtifactResult(p, rule.mode, "identical", identical_summary(p, len(image), _sha256(image)), details)
+    tolerance_details(rule, details)
     if rule.mode == "bitwise":
         offset = _first_difference(image, host)
         details["first_differing_byte"] = offset
-        sha_i, sha_h = details["sha256"]["image"][:12], details["sha256"]["host"][:12]
-        return ArtifactResult(p, rule.mode, "differs", (
-            f"{p}: bytes differ from offset {offset} (image {len(image)} bytes, sha256 {sha_i}; "
-            f"host {len(host)} bytes, sha256 {sha_h})"
-        ), details)
+        return ArtifactResult(p, rule.mode, "differs", bitwise_summary(p, offset, details["bytes"], details["sha256"]), details)
     try:
         status, summary, error = _compare_content(rule, image, host, details)
     except RecursionError:
@@ -256,6 +263,15 @@ def compare_artifact(rule: ArtifactRule, image: bytes | None, host: bytes | None
     if error:
         details["unparsable"] = error
     return ArtifactResult(p, rule.mode, status, summary, details)
+
+
+def identical_summary(path: str, size: int, sha256: str) -> str:
+    return f"{path}: identical ({size} bytes, sha256 {sha256[:12]})"
+
+
+def bitwise_summary(path: str, offset: int, sizes: Mapping[str, int], hashes: Mapping[str, str]) -> str:
+    return (f"{path}: bytes differ from offset {offset} (image {sizes['image']} bytes, sha256 {hashes['image'][:12]}; "
+            f"host {sizes['host']} bytes, sha256 {hashes['host'][:12]})")
 
 
 def artifact_differences(results: Iterable[ArtifactResult]) -> list[Difference]:

@@ -7,11 +7,11 @@ file the same way and both name a value the same way ('proba[0]', 'a.b').
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from harness.compare.tolerance import is_number
 
-__all__ = ["ABSENT", "Unparsable", "decode", "evidence", "exactly_equal", "flatten", "json_loads", "json_type", "path_text"]
+__all__ = ["ABSENT", "Unparsable", "both", "decode", "evidence", "exactly_equal", "flatten", "json_loads", "json_type", "path_text"]
 
 # Stands for a leaf or cell one side has and the other lacks.
 ABSENT = object()
@@ -24,6 +24,23 @@ class Unparsable(Exception):
     result whose summary is this message, because bad content is a finding,
     not a failure of the harness.
     """
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def both(read: Callable[[T], R], image: T, host: T) -> tuple[R, R]:
+    """`read` of each side; if either is Unparsable, one Unparsable naming every side that failed."""
+    values, errors = [], []
+    for item in (image, host):
+        try:
+            values.append(read(item))
+        except Unparsable as exc:
+            errors.append(str(exc))
+    if errors:
+        raise Unparsable("; ".join(errors))
+    return values[0], values[1]
 
 
 def decode(data: bytes, side: str) -> str:
