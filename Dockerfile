@@ -7,12 +7,19 @@
 #
 # BASE_IMAGE: the public image on a networked machine; offline, the local one
 # made by `mlrepro base-image` (the harness chooses and records it).
+#
+# Rebuild-reproducible (`mlrepro rebuild-check`: two no-cache builds hold the same
+# bytes): pip byte-compiles with SOURCE_DATE_EPOCH set, so py_compile writes
+# checked-hash pycs (keyed by the source's hash, not by its mtime, which is the
+# install time: same bytes every build, still invalidated if a source changes);
+# the project's files get fixed modes in the build stage, whatever the host's umask.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_INPUT=1
+    PIP_NO_INPUT=1 \
+    SOURCE_DATE_EPOCH=0
 COPY requirements.txt /build/requirements.txt
 COPY wheelhouse/ /build/wheelhouse/
 RUN python3 -m venv /opt/venv \
@@ -20,10 +27,12 @@ RUN python3 -m venv /opt/venv \
         --require-hashes --only-binary=:all: -r /build/requirements.txt \
       || { echo "error: installing the lock from wheelhouse/ failed: a wheel is missing or does not match the hashes in requirements.txt; run 'mlrepro wheelhouse' to fetch the locked wheels again" >&2; exit 1; }; } \
  && /opt/venv/bin/pip uninstall --yes --quiet pip setuptools
+COPY ml_project/ /app/ml_project/
+RUN chmod -R u=rwX,go=rX /app
 
 FROM ${BASE_IMAGE}
 COPY --from=build /opt/venv /opt/venv
-COPY ml_project/ /app/ml_project/
+COPY --from=build /app/ /app/
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

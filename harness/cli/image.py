@@ -49,7 +49,8 @@ def wheelhouse_command(config_path: str | None) -> None:
 @click.command("build")
 @config_option
 @click.option("--no-cache", is_flag=True, help="Rebuild from scratch: no image reuse, no layer cache.")
-def build_command(config_path: str | None, no_cache: bool) -> None:
+@click.option("--reproducible", is_flag=True, help="Build with buildah, every timestamp at the epoch: the same tree gives the same image ID.")
+def build_command(config_path: str | None, no_cache: bool, reproducible: bool) -> None:
     """Build the image (or reuse it when its content hash is unchanged); print its tag and ID."""
 
     def body() -> int:
@@ -59,7 +60,11 @@ def build_command(config_path: str | None, no_cache: bool) -> None:
 
         config = load(config_path)
         read_lock(config.lock)  # a broken lock fails before the engine is asked for anything
-        _, image = prepare(config, Engine.connect(), progress=progress, no_cache=no_cache)
+        if reproducible:
+            from harness.docker.buildah import require_buildah
+
+            require_buildah()  # before the wheelhouse and the engine: one line, exit 2, naming how to install it
+        _, image = prepare(config, Engine.connect(), progress=progress, no_cache=no_cache, reproducible=reproducible)
         out.print(f"{image.tag} {image.image_id}", markup=False, soft_wrap=True)
         return EXIT_OK
 

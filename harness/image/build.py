@@ -11,23 +11,27 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 from typing import Callable, Mapping
 
 from harness.image.base import resolve_base
 from harness.config import Config
 from harness.docker.engine import Engine, context_files
+from harness.image.secret_scan import scan
 from harness.ownership import LABEL_CONTENT_HASH
 from harness.errors import BuildError
+from harness.git import provenance as git_provenance  # the build args VCS_REF, CREATED, VCS_SOURCE
 from harness.lock import Lock
 from harness.report import ImageInfo
 
 
-def content_hash(context: Path, dockerfile: Path, buildargs: Mapping[str, str], base_image_id: str) -> str:
+def content_hash(context: Path, dockerfile: Path, buildargs: Mapping[str, str], base_image_id: str, *, builder: str = "docker") -> str:
+    """`builder` other than the default enters the hash: a buildah image never takes a Docker-built one's tag."""
     digest = hashlib.sha256()
     digest.update(f"dockerfile={os.path.relpath(dockerfile, context)}\n".encode())
+    if builder != "docker":
+        digest.update(f"builder={builder}\n".encode())
     for key in sorted(buildargs):
         digest.update(f"arg {key}={buildargs[key]}\n".encode())
     digest.update(f"base={base_image_id}\n".encode())
@@ -39,64 +43,93 @@ def content_hash(context: Path, dockerfile: Path, buildargs: Mapping[str, str], 
     return digest.hexdigest()
 
 
-def git_provenance(root: Path) -> dict[str, str]:
-    """Revision and commit time (not the wall clock: rebuilding the same commit labels it the same)."""
-
-    def git(*args: str) -> str:
-        try:
-            out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            return ""
-        return out.stdout.strip() if out.returncode == 0 else ""
-
-    return {
-        "VCS_REF": git("rev-parse", "HEAD") or "unknown",
-        "CREATED": git("log", "-1", "--format=%cI") or "1970-01-01T00:00:00Z",
-        "VCS_SOURCE": without_credentials(git("config", "--get", "remote.origin.url")) or "unknown",
-    }
-
-
-def without_credentials(url: str) -> str:
-    """A remote URL fit for a label: `https://user:token@host/x` would put a secret in every image."""
-    parts = urlsplit(url)
-    if not parts.scheme or "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-
-
 def build_args(config: Config, lock: Lock, base: str) -> dict[str, str]:
     args = {**git_provenance(config.root), "LOCK_SHA256": lock.sha256, **config.build.build_args}
     args["BASE_IMAGE"] = base
     return args
 
 
-def ensure_image(engine: Engine, config: Config, lock: Lock, *, progress: Callable[[str], None] = print, no_cache: bool = False) -> ImageInfo:
+@dataclass(frozen=True)
+class BuildPlan:
+    """What a build of the current tree takes: the base, the build args, the content hash and the image's labels."""
+
+    base: str
+    base_id: str
+    args: Mapping[str, str]
+    content_hash: str
+    builder: str  # "docker" (the engine's legacy builder) or "buildah" (timestamps at the epoch)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {LABEL_CONTENT_HASH: self.content_hash, "io.mlrepro.base-image": self.base, "io.mlrepro.base-image-id": self.base_id}
+
+
+def refuse_secrets(config: Config) -> None:
+    """Refuse a build whose context holds what looks like a secret (`image.secret_scan`): one line naming it."""
+    context, dockerfile = config.build.context, config.build.dockerfile
+    found = scan(context, context_files(context, dockerfile), config.build.allow_secrets)
+    if found:
+        first = found[0]
+        more = f" (and {len(found) - 1} more: {', '.join(f.path for f in found[1:4])})" if len(found) > 1 else ""
+        raise BuildError(f"the build context holds {first.reason}: {first.path}{more}; it would be copied into the image and pushed "
+                         f"with it: remove it from the context (.dockerignore), or allow it with [tool.mlrepro.build] "
+                         f"allow_secrets = [{first.path!r}]")
+
+
+def plan_build(engine: Engine, config: Config, lock: Lock, *, reproducible: bool = False) -> BuildPlan:
+    if not config.build.dockerfile.is_file():
+        raise BuildError(f"build.dockerfile: expected a Dockerfile at {config.build.dockerfile}, found none; fix [tool.mlrepro.build] dockerfile")
+    refuse_secrets(config)
+    base, base_id = resolve_base(engine, config.build)
+    args = build_args(config, lock, base)
+    builder = "buildah" if reproducible else "docker"
+    chash = content_hash(config.build.context, config.build.dockerfile, args, base_id, builder=builder)
+    return BuildPlan(base, base_id, args, chash, builder)
+
+
+def build_planned(engine: Engine, config: Config, plan: BuildPlan, *, tag: str, context: Path | None = None,
+                  extra_labels: Mapping[str, str] | None = None, progress: Callable[[str], None] = print, no_cache: bool = False,
+                  log: list[str] | None = None) -> str:
+    """Build `plan` as `tag` and return the image ID; `context` replaces the configured one (the Dockerfile at the same place in it).
+
+    The one place an image is built: `ensure_image` and the rebuild check both come here.
+    `log`, when given, receives every line of the build log (to find the images a build made).
+    """
+    context = context or config.build.context
+    dockerfile = context / os.path.relpath(config.build.dockerfile, config.build.context)
+    labels = {**plan.labels, **(extra_labels or {})}
+
+    def on_line(line: str) -> None:
+        if log is not None:
+            log.append(line)
+        if line.startswith(("Step ", "STEP ")):
+            progress("  " + line)
+    if plan.builder == "buildah":
+        from harness.docker.buildah import buildah_build
+
+        return buildah_build(engine, context=context, dockerfile=dockerfile, tag=tag, base=plan.base, buildargs=plan.args,
+                             labels=labels, timeout=config.build.timeout, on_line=on_line)
+    return engine.build(context=context, dockerfile=dockerfile, tag=tag, buildargs=plan.args, labels=labels,
+                        timeout=config.build.timeout, on_line=on_line, nocache=no_cache)
+
+
+def ensure_image(engine: Engine, config: Config, lock: Lock, *, progress: Callable[[str], None] = print, no_cache: bool = False,
+                 reproducible: bool = False) -> ImageInfo:
     """The image for the current tree: reused when its content hash is on the engine, built otherwise.
 
     `no_cache` rebuilds from scratch (no image reuse, no layer cache): the same
-    bytes go in, so the same tag comes out.
+    bytes go in, so the same tag comes out. `reproducible` builds with buildah
+    (every timestamp at the epoch: the same tree gives the same image ID),
+    under its own content hash.
     """
-    if not config.build.dockerfile.is_file():
-        raise BuildError(f"build.dockerfile: expected a Dockerfile at {config.build.dockerfile}, found none; fix [tool.mlrepro.build] dockerfile")
-    base, base_id = resolve_base(engine, config.build)
-    args = build_args(config, lock, base)
-    chash = content_hash(config.build.context, config.build.dockerfile, args, base_id)
-    tag = f"{config.build.image_name}:{chash[:16]}"
+    plan = plan_build(engine, config, lock, reproducible=reproducible)
+    tag = f"{config.build.image_name}:{plan.content_hash[:16]}"
     image_id = None if no_cache else engine.image_id(tag)
     if image_id:
         progress(f"image {tag} is up to date (content hash unchanged); no build")
     else:
-        progress(f"building {tag} from {base} (content changed or first build)")
-        image_id = engine.build(
-            context=config.build.context,
-            dockerfile=config.build.dockerfile,
-            tag=tag,
-            buildargs=args,
-            labels={LABEL_CONTENT_HASH: chash, "io.mlrepro.base-image": base, "io.mlrepro.base-image-id": base_id},
-            timeout=config.build.timeout,
-            on_line=lambda line: progress("  " + line) if line.startswith("Step ") else None,
-            nocache=no_cache,
-        )
+        how = " with buildah, timestamps at the epoch" if reproducible else ""
+        progress(f"building {tag} from {plan.base}{how} (content changed or first build)")
+        image_id = build_planned(engine, config, plan, tag=tag, progress=progress, no_cache=no_cache)
         progress(f"built {tag} ({image_id[7:19]})")
-    return ImageInfo(tag=tag, image_id=image_id, content_hash=chash, base_image=base, base_image_id=base_id)
+    return ImageInfo(tag=tag, image_id=image_id, content_hash=plan.content_hash, base_image=plan.base, base_image_id=plan.base_id)

@@ -16,7 +16,7 @@ import pytest
 from harness.image.base import resolve_base
 from harness.docker.engine import Engine
 from harness.errors import BuildError
-from harness.sides.runner import run_in_image
+from harness.sides import run_in_image
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,10 +33,13 @@ def test_image_records_base_lock_and_provenance(engine, prepared, repo_config):
     assert labels["io.mlrepro.base-image-id"] == base_id
     assert labels["io.mlrepro.lock-sha256"] == hashlib.sha256((ROOT / "requirements.txt").read_bytes()).hexdigest()
     assert labels["io.mlrepro.content-hash"] == image.content_hash
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    if head:
-        assert labels["org.opencontainers.image.revision"] == head
-    assert labels["org.opencontainers.image.created"] != "1970-01-01T00:00:00Z" or not head
+    # The tests run in a git clone (CI clones main): a commit of this history is recorded (the one
+    # that first built this content; an image is reused by content hash) with that commit's time,
+    # not the wall clock, so that a rebuild of the same commit labels the same.
+    revision = labels["org.opencontainers.image.revision"]
+    git = lambda *args: subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True).stdout.strip()
+    assert git("merge-base", "--is-ancestor", revision, "HEAD") == ""  # check=True: fails unless an ancestor
+    assert labels["org.opencontainers.image.created"] == git("log", "-1", "--format=%cI", revision)
 
 
 def test_image_runs_as_non_root_without_network(engine: Engine, prepared):

@@ -1,13 +1,18 @@
-"""The content hash changes exactly when something that goes into the image changes."""
+"""The content hash changes exactly when something that goes into the image changes; so do the git labels."""
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from harness.image.base import apt_mirror
-from harness.image.build import content_hash
-from harness.sides.runner import expand, forwarded_env
+from harness import git as git_reader
 from harness.config import parse_config
+from harness.git import provenance, without_credentials
+from harness.image.base import apt_mirror
+from harness.image.build import content_hash, git_provenance
+from harness.sides.side import Workspace
+from harness.sides.steps import expand, forwarded_env
 
 
 @pytest.fixture
@@ -42,9 +47,10 @@ def test_apt_mirror_reads_both_source_formats():
 
 
 def test_expand_substitutes_placeholders_and_interpreter():
-    cmd = expand(("python", "-m", "p", "--out", "{out}/x.csv", "--in", "{inputs}/a.csv"), out="/o", inputs="/i", python="/venv/bin/python")
+    workspace = Workspace(root="/w", out="/o", inputs="/i")
+    cmd = expand(("python", "-m", "p", "--out", "{out}/x.csv", "--in", "{inputs}/a.csv"), workspace, "/venv/bin/python")
     assert cmd == ["/venv/bin/python", "-m", "p", "--out", "/o/x.csv", "--in", "/i/a.csv"]
-    assert expand(("Rscript", "{out}"), out="/o", inputs="/i", python="/py") == ["Rscript", "/o"]
+    assert expand(("Rscript", "{out}"), workspace, "/py") == ["Rscript", "/o"]
 
 
 def test_forwarded_env_takes_patterns_then_fixed_values(tmp_path):
@@ -52,3 +58,43 @@ def test_forwarded_env_takes_patterns_then_fixed_values(tmp_path):
     config = parse_config({"inputs": ["in.csv"], "run": {"pass_env": ["OPENBLAS_*"], "env": {"OMP_NUM_THREADS": "1"}}}, tmp_path)
     env = forwarded_env(config, {"OPENBLAS_CORETYPE": "Haswell", "HOME": "/root", "OMP_NUM_THREADS": "8"})
     assert env == {"OPENBLAS_CORETYPE": "Haswell", "OMP_NUM_THREADS": "1"}
+
+
+# The build args from git (harness.git, shared with the release) -----------------------------------
+
+
+def _git(root: Path, *args: str, **env: str) -> str:
+    done = subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True, env={**os.environ, **env})
+    return done.stdout.strip()
+
+
+def test_provenance_names_the_commit_not_the_clock_and_strips_remote_credentials(tmp_path):
+    assert provenance(tmp_path) == {"VCS_REF": "unknown", "CREATED": "1970-01-01T00:00:00Z", "VCS_SOURCE": "unknown"}
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "remote", "add", "origin", "https://ci-bot:s3cr3t-t0ken@git.example.com/ml/project.git")
+    (tmp_path / "a.txt").write_text("a")
+    _git(tmp_path, "add", "a.txt")
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a", GIT_COMMITTER_DATE="2024-05-01T12:00:00+00:00")
+    head = _git(tmp_path, "rev-parse", "HEAD")
+    args = provenance(tmp_path)
+    assert args == {"VCS_REF": head, "CREATED": "2024-05-01T12:00:00+00:00", "VCS_SOURCE": "https://git.example.com/ml/project.git"}
+    assert len(head) == 40 and provenance(tmp_path) == args  # the commit's time, not the clock: the same on every build
+    assert git_provenance is provenance  # build.py's name for it, used by build_args
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("https://user:token@host.example/x.git", "https://host.example/x.git"),
+    ("https://token@host.example:8443/x.git?y=1", "https://host.example:8443/x.git?y=1"),
+    ("git@github.com:org/repo.git", "git@github.com:org/repo.git"),  # scp-like ssh: a user name, no secret
+    ("https://host.example/x.git", "https://host.example/x.git"),
+    ("", ""),
+])
+def test_remote_urls_lose_their_credentials(url, expected):
+    assert without_credentials(url) == expected
+
+
+def test_git_runner_gives_none_without_git_or_repository(tmp_path, monkeypatch):
+    assert git_reader.run(tmp_path, "rev-parse", "HEAD") is None  # not a repository
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git at all
+    assert git_reader.run(tmp_path, "--version") is None
+    assert git_reader.state(tmp_path).revision is None
