@@ -1,11 +1,19 @@
 """`[tool.mlrepro]` in pyproject.toml: what to build, run and compare.
 
 The harness knows nothing about any particular project: everything it builds,
-runs and compares comes from here. The defaults describe this repository's
-example project (`ml_project`), so its pyproject only states what a reader
-should see. Unknown keys are errors (a typo must not silently fall back to a
-default), and every error names the key: ``[tool.mlrepro] steps[1].timeout:
-expected a positive number of seconds, found -3``.
+runs and compares comes from here. The defaults describe no project in
+particular (no steps, no inputs, no artifacts; the image named after the
+project): a minimal `[tool.mlrepro]` is enough for the commands that only
+lock and build, and the commands that run steps ask for what they need
+(`Config.require_steps`, `Config.require_artifacts`) with an example line.
+Unknown keys are errors (a typo must not silently fall back to a default),
+and every error names the key: ``[tool.mlrepro] steps[1].timeout: expected a
+positive number of seconds, found -3``.
+
+Placeholders (`PLACEHOLDERS`): `{out}`, `{inputs}` and `{python}` (the
+side's interpreter) in every word of a step's command, in `run.env` values
+and in a step's own `env` table; they are filled per side
+(`harness.sides.steps.expand`).
 """
 
 from __future__ import annotations
@@ -15,13 +23,13 @@ import re
 import string
 import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
 
 from harness.compare import ARTIFACT_MODES, DEFAULT_IGNORED_PACKAGES, HOST_EXTRAS, PYTHON_POLICIES, ArtifactRule
-from harness.errors import ConfigError
+from harness.errors import MISSING, ConfigError
 
-PLACEHOLDERS = frozenset({"out", "inputs"})
+PLACEHOLDERS = frozenset({"out", "inputs", "python"})
 HOST_MODES = ("current", "venv")
 
 
@@ -29,13 +37,16 @@ HOST_MODES = ("current", "venv")
 class Step:
     """One command run the same way in the container and on the host.
 
-    `{out}` is the output directory (shared by all steps of a run) and
-    `{inputs}` the directory holding the configured input files.
+    `{out}` is the output directory (shared by all steps of a run),
+    `{inputs}` the directory holding the configured input files, `{python}`
+    the side's interpreter; `env` is set for this step only (after `run.env`),
+    so a project that reads its paths from variables needs no `sh -c`.
     """
 
     name: str
     command: tuple[str, ...]
     timeout: float
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,8 @@ class BuildConfig:
     fallback_base_image: str
     build_args: Mapping[str, str]
     timeout: float
+    #: Context paths allowed to look like secrets (a test fixture's key): everything else found is refused.
+    allow_secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,8 @@ class CompareConfig:
     python_policy: str
     host_extras: str
     ignore_packages: frozenset[str]
+    repeat: int = 1  # runs of the host side (self-consistency: two runs of one side must agree)
+    repeat_image: bool = False  # the image side is repeated too
 
 
 @dataclass(frozen=True)
@@ -113,24 +128,25 @@ class Config:
     compare: CompareConfig
     probe_env: tuple[str, ...] = field(default=())
     worker: WorkerConfig | None = None
+    #: `[tool.mlrepro.kubernetes]` as written (None when absent): validated key by key by
+    #: `harness.kubernetes.settings` when a kubernetes command runs, the only place that reads it.
+    kubernetes: Mapping[str, Any] | None = None
+
+    def require_steps(self) -> tuple[Step, ...]:
+        """The steps, for a command that runs them; a one-line error with an example when there are none."""
+        if not self.steps:
+            raise ConfigError("steps", "at least one step", MISSING,
+                              hint='add e.g. [[tool.mlrepro.steps]] name = "train" command = ["python", "train.py", "--out", "{out}"]')
+        return self.steps
+
+    def require_artifacts(self) -> tuple[ArtifactRule, ...]:
+        """The artifacts, for a command that compares them; a verification comparing no output proves little."""
+        if not self.artifacts:
+            raise ConfigError("artifacts", "at least one artifact to compare", MISSING,
+                              hint='add e.g. [[tool.mlrepro.artifacts]] path = "predictions.csv" compare = "numeric"')
+        return self.artifacts
 
 
-DEFAULT_STEPS: list[dict[str, Any]] = [
-    {"name": "train", "command": ["python", "-m", "ml_project.train", "--out", "{out}"], "timeout": 600},
-    {
-        "name": "predict",
-        "command": [
-            "python", "-m", "ml_project.predict", "--model", "{out}",
-            "--input", "{inputs}/holdout.csv", "--out", "{out}/predictions.csv",
-        ],
-        "timeout": 300,
-    },
-]
-DEFAULT_ARTIFACTS: list[dict[str, Any]] = [
-    {"path": "predictions.csv", "compare": "numeric"},
-    {"path": "metrics.json", "compare": "json"},
-    {"path": "manifest.json", "compare": "hash", "key": "canonical_hash"},
-]
 # Variables that change how BLAS/OpenMP compute: a host setting the container
 # lacks would make the two sides compute differently for reasons that are not
 # the image's fault, so they are forwarded (and the probe reports them).
@@ -222,6 +238,7 @@ def load_config(path: Path | None = None) -> Config:
 def parse_config(data: Mapping[str, Any], root: Path) -> Config:
     """Validate a `[tool.mlrepro]` mapping; paths are resolved against `root`."""
     top = _Table(dict(data), "")
+    project_name = top.str("project", root.name)
 
     def rel(value: str) -> Path:
         return (root / value).resolve()
@@ -230,11 +247,12 @@ def parse_config(data: Mapping[str, Any], root: Path) -> Config:
     build = BuildConfig(
         dockerfile=rel(build_t.str("dockerfile", "Dockerfile")),
         context=rel(build_t.str("context", ".")),
-        image_name=_image_name(build_t, build_t.str("image_name", "mlrepro/ml-project")),
+        image_name=_image_name(build_t, build_t.str("image_name", default_image_name(project_name))),
         base_image=build_t.str("base_image", "python:3.11-slim-bookworm"),
         fallback_base_image=build_t.str("fallback_base_image", "mlrepro/python:3.11-bookworm"),
         build_args=build_t.str_map("build_args", {}),
         timeout=build_t.seconds("timeout", 1800),
+        allow_secrets=tuple(_context_path(build_t, "allow_secrets", p) for p in build_t.strings("allow_secrets", [])),
     )
     build_t.done()
 
@@ -246,23 +264,24 @@ def parse_config(data: Mapping[str, Any], root: Path) -> Config:
     )
     wheel_t.done()
 
-    steps_raw = top.get("steps", DEFAULT_STEPS)
-    if not isinstance(steps_raw, list) or not steps_raw:
+    # Absent: no steps (a command that runs them says so); present but empty: a mistake.
+    steps_raw = top.get("steps", [])
+    if not isinstance(steps_raw, list) or ("steps" in top.data and not steps_raw):
         raise ConfigError("steps", "a non-empty array of tables ([[tool.mlrepro.steps]])", steps_raw)
     steps = tuple(_step(_Table(raw, f"steps[{i}]")) for i, raw in enumerate(steps_raw))
     names = [s.name for s in steps]
     if len(set(names)) != len(names):
         raise ConfigError("steps", "unique step names", names)
 
-    inputs = tuple(rel(p) for p in top.strings("inputs", ["examples/holdout.csv"]))
+    inputs = tuple(rel(p) for p in top.strings("inputs", []))
     for i, p in enumerate(inputs):
         if not p.is_file():
             raise ConfigError(f"inputs[{i}]", "an existing file", str(p))
     if len({p.name for p in inputs}) != len(inputs):
         raise ConfigError("inputs", "files with distinct names (they share one directory)", [p.name for p in inputs])
 
-    artifacts_raw = top.get("artifacts", DEFAULT_ARTIFACTS)
-    if not isinstance(artifacts_raw, list) or not artifacts_raw:
+    artifacts_raw = top.get("artifacts", [])
+    if not isinstance(artifacts_raw, list) or ("artifacts" in top.data and not artifacts_raw):
         raise ConfigError("artifacts", "a non-empty array of tables ([[tool.mlrepro.artifacts]])", artifacts_raw)
     artifacts = tuple(_artifact(_Table(raw, f"artifacts[{i}]")) for i, raw in enumerate(artifacts_raw))
 
@@ -280,7 +299,7 @@ def parse_config(data: Mapping[str, Any], root: Path) -> Config:
     if mem is not None and (not isinstance(mem, str) or not re.fullmatch(r"[0-9]+(\.[0-9]+)?[bkmgBKMG]?", mem)):
         raise ConfigError("run.mem_limit", "a size such as '512m' or '2g'", mem)
     run = RunConfig(
-        env=run_t.str_map("env", {}),
+        env=_placeholders(run_t, "env", run_t.str_map("env", {})),
         pass_env=run_t.strings("pass_env", list(DEFAULT_PASS_ENV)),
         mem_limit=mem,
         workdir_in_image=run_t.str("workdir_in_image", "/tmp/mlrepro"),
@@ -292,23 +311,25 @@ def parse_config(data: Mapping[str, Any], root: Path) -> Config:
         python_policy=compare_t.str("python_policy", "minor", PYTHON_POLICIES),
         host_extras=compare_t.str("host_extras", "note", HOST_EXTRAS),
         ignore_packages=frozenset(compare_t.strings("ignore_packages", sorted(DEFAULT_IGNORED_PACKAGES))),
+        repeat=_count(compare_t, "repeat", 1),
+        repeat_image=_flag(compare_t, "repeat_image", False),
     )
     compare_t.done()
 
     worker = None
-    if "worker" in top.data or not data:
+    if "worker" in top.data:
         worker_t = top.table("worker")
-        command = worker_t.get("command", ["python", "-m", "ml_project.serve", "--model", "{out}"])
+        command = worker_t.get("command", None)
         if isinstance(command, str):
             command = command.split()
         if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
             raise ConfigError("worker.command", "a non-empty list of strings", command)
-        setup = worker_t.strings("setup", ["train"])
+        setup = worker_t.strings("setup", [])
         unknown = [name for name in setup if name not in names]
         if unknown:
             raise ConfigError("worker.setup", "names of configured steps (" + ", ".join(names) + ")", unknown)
-        schema = worker_t.str("schema", "manifest.json:features")
-        if ":" not in schema:
+        schema = worker_t.get("schema", None)
+        if not isinstance(schema, str) or ":" not in schema:
             raise ConfigError("worker.schema", "FILE:KEY, e.g. 'manifest.json:features'", schema)
         worker = WorkerConfig(tuple(command), setup, schema, worker_t.seconds("timeout", 60),
                               worker_t.number("atol", 0.0), worker_t.number("rtol", 0.0))
@@ -316,9 +337,9 @@ def parse_config(data: Mapping[str, Any], root: Path) -> Config:
 
     config = Config(
         root=root,
-        project=top.str("project", root.name),
+        project=project_name,
         lock=rel(top.str("lock", "requirements.txt")),
-        requirements_in=rel(top.str("requirements_in", "requirements.in")),
+        requirements_in=rel(top.str("requirements_in", default_requirements_in(root))),
         build=build,
         wheelhouse=wheelhouse,
         steps=steps,
@@ -329,9 +350,69 @@ def parse_config(data: Mapping[str, Any], root: Path) -> Config:
         compare=compare,
         probe_env=top.strings("probe_env", []),
         worker=worker,
+        kubernetes=_raw_table(top, "kubernetes"),
     )
     top.done()
     return config
+
+
+def default_image_name(project: str) -> str:
+    """`mlrepro/<project>`, lowercased and reduced to what a repository name allows."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", project.lower()).strip("-._") or "project"
+    return f"mlrepro/{slug}"
+
+
+def default_requirements_in(root: Path) -> str:
+    """requirements.in when the project has one; else pyproject.toml (its [project] dependencies, read by pip-compile)."""
+    if not (root / "requirements.in").exists() and (root / "pyproject.toml").is_file():
+        return "pyproject.toml"
+    return "requirements.in"
+
+
+def _placeholders(table: _Table, name: str, values: Mapping[str, str]) -> dict[str, str]:
+    """`values` (an env table) after checking that every placeholder in them is a known one."""
+    for value in values.values():
+        _check_placeholders(table.key(name), value)
+    return dict(values)
+
+
+def _check_placeholders(key: str, word: str) -> None:
+    try:
+        fields = [field_name for _, field_name, _, _ in string.Formatter().parse(word)]
+    except ValueError:
+        raise ConfigError(key, "balanced braces (write {{ and }} for literal ones)", word) from None
+    for field_name in fields:
+        if field_name is not None and field_name not in PLACEHOLDERS:
+            raise ConfigError(key, "placeholders {out}, {inputs} or {python} only", word)
+
+
+def _count(table: _Table, name: str, default: int) -> int:
+    value = table.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(table.key(name), "a whole number of runs >= 1", value)
+    return value
+
+
+def _flag(table: _Table, name: str, default: bool) -> bool:
+    value = table.get(name, default)
+    if not isinstance(value, bool):
+        raise ConfigError(table.key(name), "true or false", value)
+    return value
+
+
+def _raw_table(table: _Table, name: str) -> dict[str, Any] | None:
+    value = table.get(name, None)
+    if value is not None and not isinstance(value, dict):
+        raise ConfigError(table.key(name), "a table", value)
+    return value
+
+
+def _context_path(table: _Table, key: str, value: str) -> str:
+    """A path relative to the build context, normalized (`./a/` is `a`), or a ConfigError naming `key`."""
+    path = PurePosixPath(value)
+    if path.is_absolute() or ".." in path.parts or not path.parts:
+        raise ConfigError(table.key(key), "paths relative to the build context", value)
+    return path.as_posix()
 
 
 def _image_name(table: _Table, value: str) -> str:
@@ -350,10 +431,9 @@ def _step(t: _Table) -> Step:
     if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
         raise ConfigError(t.key("command"), "a non-empty list of strings", command)
     for part in command:
-        for _, field_name, _, _ in string.Formatter().parse(part):
-            if field_name is not None and field_name not in PLACEHOLDERS:
-                raise ConfigError(t.key("command"), "placeholders {out} or {inputs} only", part)
-    step = Step(name=name, command=tuple(command), timeout=t.seconds("timeout", 600))
+        _check_placeholders(t.key("command"), part)
+    env = _placeholders(t, "env", t.str_map("env", {}))
+    step = Step(name=name, command=tuple(command), timeout=t.seconds("timeout", 600), env=env)
     t.done()
     return step
 

@@ -120,12 +120,11 @@ def check_direct(direct: Sequence[DirectRequirement], lock: Lock, lock_text: str
             findings.append(Finding(d.name, f"{in_name}:{d.line} asks for '{d.text}', but {lock_name}:{pin.line} pins {d.name}=={pin.version} (re-pinned or edited); {RUN_HINT}"))
     annotations = via_annotations(lock_text)
     if any(annotations.values()):
-        # '-r requirements.in', or 'NAME (pyproject.toml)' when pip-compile read [project] dependencies.
-        recorded = {name for name, vias in annotations.items() if any(v.startswith("-r ") or v.endswith(".toml)") for v in vias)}
+        recorded = {name for name, vias in annotations.items() if any(v.startswith("-r ") for v in vias)}
         for name in sorted(set(wanted) - recorded):
             pin = lock.pins.get(name)
             if pin is not None and annotations.get(name):
-                findings.append(Finding(name, f"{in_name} now lists {name}, but {lock_name} records it only as a dependency of {', '.join(sorted(v for v in annotations[name] if not v.startswith('-') and not v.endswith('.toml)')))} (a dependency was added); {RUN_HINT}"))
+                findings.append(Finding(name, f"{in_name} now lists {name}, but {lock_name} records it only as a dependency of {', '.join(sorted(v for v in annotations[name] if not v.startswith('-')))} (a dependency was added); {RUN_HINT}"))
         for name in sorted(recorded - set(wanted)):
             findings.append(Finding(name, f"{lock_name} records {name} as required by {in_name}, which no longer lists it (a dependency was removed); {RUN_HINT}"))
     return tuple(findings)

@@ -178,6 +178,9 @@ def _via_entries(text: str) -> list[str]:
         part = part.strip()
         if part.startswith(("-r ", "-c ")):
             entries.append(part.split(" (line")[0])
+        elif part.endswith(".toml)"):
+            # 'NAME (pyproject.toml)': pip-compile read [project] dependencies; like '-r FILE', a direct requirement.
+            entries.append("-r " + part.rsplit("(", 1)[1].rstrip(")"))
         elif part:
             entries.append(canonicalize_name(part.split("[")[0].split()[0]))
     return entries

@@ -108,7 +108,7 @@ CONFIG_CASES = [
     ("unknown-key", edit("pyproject.toml", 'project = "bad-inputs"', 'projetc = "bad-inputs"'), ("projetc: expected a known key",)),
     ("negative-timeout", edit("pyproject.toml", "timeout = 60", "timeout = -3"), ("steps[0].timeout: expected a positive number of seconds, found -3",)),
     ("string-timeout", edit("pyproject.toml", "timeout = 60", 'timeout = "1h"'), ("steps[0].timeout", "'1h'")),
-    ("unknown-placeholder", edit("pyproject.toml", '"{out}"]', '"{outdir}"]'), ("steps[0].command: expected placeholders {out} or {inputs} only",)),
+    ("unknown-placeholder", edit("pyproject.toml", '"{out}"]', '"{outdir}"]'), ("steps[0].command: expected placeholders {out}, {inputs} or {python} only",)),
     ("missing-input", edit("pyproject.toml", '["data.csv"]', '["nope.csv"]'), ("inputs[0]: expected an existing file", "nope.csv")),
     ("artifact-escapes", edit("pyproject.toml", 'path = "result.txt"', 'path = "../../etc/passwd"'), ("artifacts[0].path: expected a path relative to the output directory",)),
     ("image-name-with-tag", edit("pyproject.toml", '"mlrepro-test/bad-inputs"', '"Mlrepro/Bad:latest"'), ("build.image_name: expected a lowercase repository name without a tag",)),
