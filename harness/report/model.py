@@ -21,7 +21,7 @@ from harness.compare import (
     plain,
 )
 
-__all__ = ["DEFAULT_REPORT_IGNORED", "SCHEMA", "VERDICT_MAX_DIFFERENCES", "ImageInfo", "Report"]
+__all__ = ["DEFAULT_REPORT_IGNORED", "SCHEMA", "VERDICT_MAX_DIFFERENCES", "ImageInfo", "Report", "SideConsistency"]
 
 SCHEMA = 1
 
@@ -42,6 +42,34 @@ class ImageInfo:
     content_hash: str
     base_image: str
     base_image_id: str
+
+
+@dataclass(frozen=True)
+class SideConsistency:
+    """Repeated runs of one side (`verify --repeat N`): the artifacts that moved between them, and likely causes.
+
+    `moved` compares run 1 with a later run under the artifact's own rule
+    (its summary names "image" and "host" for run 1 and run k of this side).
+    """
+
+    side: str
+    runs: int
+    moved: tuple[ArtifactResult, ...] = ()
+    causes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "moved", tuple(self.moved))
+        object.__setattr__(self, "causes", tuple(self.causes))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"side": self.side, "runs": self.runs, "causes": list(self.causes),
+                "moved": [{"path": a.path, "mode": a.mode, "status": a.status, "summary": a.summary, "details": a.details}
+                          for a in self.moved]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "SideConsistency":
+        return cls(side=data["side"], runs=data["runs"], moved=tuple(ArtifactResult(**a) for a in data.get("moved", [])),
+                   causes=tuple(data.get("causes", [])))
 
 
 def _ignore_set(names: Iterable[str]) -> tuple[str, ...]:
@@ -73,8 +101,13 @@ class Report:
     artifacts: tuple[ArtifactResult, ...]
     schema: int = SCHEMA
     ignored_packages: tuple[str, ...] = field(default=DEFAULT_REPORT_IGNORED, kw_only=True)
+    #: sha256 of the recorded reference the image was compared with instead of a host run (`--against`), else None.
+    reference_sha256: str | None = field(default=None, kw_only=True)
+    #: Self-consistency of each repeated side (empty: no side was repeated; older reports load so).
+    consistency: tuple[SideConsistency, ...] = field(default=(), kw_only=True)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "consistency", tuple(self.consistency))
         # Normalised on the way in so that equality survives a JSON round trip.
         object.__setattr__(self, "environments", plain(self.environments))
         object.__setattr__(self, "differences", tuple(self.differences))
@@ -91,8 +124,13 @@ class Report:
         return tuple(d for d in self.differences if d.severity == "note")
 
     @property
+    def deterministic(self) -> bool:
+        """No repeated side disagreed with itself (true when nothing was repeated)."""
+        return not any(c.moved for c in self.consistency)
+
+    @property
     def reproducible(self) -> bool:
-        return not self.drift
+        return not self.drift and self.deterministic
 
     def ignores(self, package: str) -> bool:
         """Whether the comparison skipped this package (any spelling of its name)."""
@@ -109,16 +147,35 @@ class Report:
 
     def _verdict(self) -> str:
         drift = self.drift
+        if not self.deterministic:
+            return self._nondeterministic_verdict(drift)
         if drift:
             shown = [d.message for d in drift[:VERDICT_MAX_DIFFERENCES]]
             if len(drift) > VERDICT_MAX_DIFFERENCES:
                 shown.append(f"(+{len(drift) - VERDICT_MAX_DIFFERENCES} more)")
             return f"DRIFT: {_plural(len(drift), 'difference')}: " + "; ".join(shown)
         sides = "host == lock" if "host" in self.environments else "lock (host not run)"
+        if self.reference_sha256:
+            sides = f"reference sha256:{self.reference_sha256[:12]} == lock"
         facts = f"{_plural(self.package_count(), 'package')}, {self._artifact_phrase()}"
         if self.notes:
             facts += f"; {_plural(len(self.notes), 'note')}"
         return f"REPRODUCIBLE: image {self.image.tag} == {sides} ({facts})"
+
+    def _nondeterministic_verdict(self, drift: tuple[Difference, ...]) -> str:
+        # The project disagrees with itself: image vs host differences are not the image's to answer for.
+        parts = []
+        for c in self.consistency:
+            if c.moved:
+                shown = "; ".join(a.summary for a in c.moved[:VERDICT_MAX_DIFFERENCES])
+                parts.append(f"{c.side}: {c.runs} runs disagree on {', '.join(a.path for a in c.moved)} ({shown})")
+        causes = next((c.causes for c in self.consistency if c.moved), ())
+        text = "NON-DETERMINISTIC: " + "; ".join(parts)
+        if causes:
+            text += "; likely causes: " + "; ".join(causes)
+        if drift:
+            text += f" (image vs host not judged: {_plural(len(drift), 'difference')} may follow from it)"
+        return text
 
     def _artifact_phrase(self) -> str:
         if not self.artifacts:
@@ -151,6 +208,10 @@ class Report:
                 for a in self.artifacts
             ],
             "ignored_packages": list(self.ignored_packages),
+            # Only when compared with a reference: reports of ordinary verifications stay byte for byte as before.
+            **({"reference_sha256": self.reference_sha256} if self.reference_sha256 else {}),
+            # Only when a side was repeated (`verify --repeat N`), for the same reason.
+            **({"consistency": [c.to_dict() for c in self.consistency]} if self.consistency else {}),
             # Derived, written for auditors reading the file; from_json recomputes them.
             "reproducible": self.reproducible,
             "verdict": self.verdict(),
@@ -179,6 +240,8 @@ class Report:
                 artifacts=tuple(ArtifactResult(**a) for a in data["artifacts"]),
                 schema=data["schema"],
                 ignored_packages=tuple(ignored),
+                reference_sha256=data.get("reference_sha256"),
+                consistency=tuple(SideConsistency.from_dict(c) for c in data.get("consistency", [])),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"report: expected the fields of schema {SCHEMA}, found a problem: {exc!r}") from None
