@@ -42,12 +42,23 @@ base-image: $(STAMP) engine
 verify: base-image
 	$(BIN)/mlrepro verify --json out/report.json
 
+# Parquet comparison is optional (pyarrow is never a harness dependency); its test
+# runs in a venv of its own that holds pyarrow and nothing else.
+PYARROW_VENV := .mlrepro/pyarrow-venv
+$(PYARROW_VENV)/.stamp:
+	@echo "make: creating $(PYARROW_VENV) (pyarrow only, for the Parquet comparison test)"
+	$(PYTHON) -m venv $(PYARROW_VENV)
+	$(PYARROW_VENV)/bin/pip install --quiet --disable-pip-version-check pyarrow
+	@touch $@
+
 # The lock gate first: a stale lock fails fast with a message naming `mlrepro lock`.
 # The release tests push to a real local registry (Debian's docker-registry).
-test: base-image
+test: base-image $(PYARROW_VENV)/.stamp
 	@scripts/ensure-registry-tools.sh
+	@scripts/ensure-buildah.sh
+	@scripts/ensure-browser.sh
 	$(BIN)/mlrepro lock --check
-	$(BIN)/python -m pytest
+	MLREPRO_PYARROW_PYTHON=$(abspath $(PYARROW_VENV))/bin/python $(BIN)/python -m pytest
 
 demo: base-image
 	$(BIN)/mlrepro demo

@@ -10,8 +10,8 @@ measured in the same run, one after the other. Prints a table and writes
 Figures: cold build (harness vs `docker build`, both without cache), warm verify
 (image cached) vs a plain `docker run` of the same train and predict, parity
 throughput through the persistent workers, final image size vs base + venv,
-wheelhouse fetch cold and warm, lock check and refresh, and (with --suite) the
-wall time of the whole test suite.
+wheelhouse fetch cold and warm, lock check and refresh, a rebuild check vs one cold
+build (`rebuild`), and (with --suite) the wall time of the whole test suite.
 """
 
 from __future__ import annotations
@@ -131,8 +131,6 @@ def bench_wheelhouse(runs: int, engine: Engine, image) -> dict:
 
 
 def bench_lock(runs: int, engine: Engine, image) -> dict:
-    if not (ROOT / "harness" / "pipcompile.py").exists():
-        return {"skipped": "mlrepro lock not available"}
     check, _ = median_of(runs, lambda: timed([*MLREPRO, "lock", "--check"], cwd=ROOT))
     return {"check_s": check}
 
@@ -144,6 +142,17 @@ def bench_parity(runs: int, engine: Engine, image) -> dict:
     except ImportError:
         return {"skipped": "benchmarks/bench_parity.py not available"}
     return bench_parity.run()
+
+
+def bench_rebuild(runs: int, engine: Engine, image) -> dict:
+    """`mlrepro rebuild-check` (two no-cache builds, two exports hashed, the comparison) vs one `mlrepro build --no-cache`."""
+    check_all, cold_all = [], []
+    for _ in range(runs):  # interleaved, so drift in machine load hits both alike
+        cold_all.append(timed([*MLREPRO, "build", "--no-cache"], cwd=ROOT))
+        check_all.append(timed([*MLREPRO, "rebuild-check"], cwd=ROOT))  # exit 1 (DIFFERS) aborts: the tree must rebuild identically
+    check_s, cold_s = statistics.median(check_all), statistics.median(cold_all)
+    return {"check_s": check_s, "cold_build_s": cold_s, "ratio": check_s / cold_s, "target": "<= 2.5",
+            "samples": {"check": check_all, "cold_build": cold_all}}
 
 
 def bench_suite(runs: int, engine: Engine, image) -> dict:
@@ -158,6 +167,7 @@ BENCHES = {
     "image_size": bench_image_size,
     "wheelhouse": bench_wheelhouse,
     "lock": bench_lock,
+    "rebuild": bench_rebuild,
     "suite": bench_suite,
 }
 
@@ -189,6 +199,8 @@ def main() -> int:
             table.add_row(name, f"{r['image_bytes'] / 1e6:.1f} MB", f"{(r['base_bytes'] + r['venv_and_app_bytes']) / 1e6:.1f} MB (base + venv + app)", f"{r['ratio']:.3f}x", r["target"])
         elif name == "wheelhouse":
             table.add_row(name, f"warm {r['warm_s'] * 1000:.1f} ms", f"cold {r['cold_s']:.2f} s", "", "")
+        elif name == "rebuild":
+            table.add_row(name, f"{r['check_s']:.1f} s (rebuild-check)", f"{r['cold_build_s']:.1f} s (one cold build)", f"{r['ratio']:.2f}x", r["target"])
         elif name == "lock":
             table.add_row(name, f"--check {r['check_s']:.2f} s", "", "", "")
         elif name == "parity":

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -39,6 +40,16 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def missing_prerequisite(reason: str) -> NoReturn:
+    """A prerequisite the test cannot run without is missing: skip locally, fail under CI=true.
+
+    The one place that decides, so that no test skips silently in CI.
+    """
+    if in_ci():
+        pytest.fail(f"CI=true and a prerequisite is missing: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 def require_engine():
     """An Engine, or skip (locally) / fail (CI=true) with the reason."""
     from harness.docker import Engine
@@ -47,9 +58,7 @@ def require_engine():
     try:
         return Engine.connect()
     except EngineError as exc:
-        if in_ci():
-            pytest.fail(f"CI=true and no Docker engine: {exc}", pytrace=False)
-        pytest.skip(f"no Docker engine: {exc}")
+        missing_prerequisite(f"no Docker engine: {exc}")
 
 
 def assert_reproducible(report) -> None:

@@ -13,6 +13,7 @@ import shutil
 
 import pytest
 
+from harness.plugin import missing_prerequisite
 from harness.image.base import ensure_base
 from harness.ownership import RUN_ID
 
@@ -22,9 +23,7 @@ REF = f"mlrepro-test/python-base:{RUN_ID}"
 @pytest.fixture
 def build_config(repo_config):
     if not (shutil.which("debootstrap") or os.path.exists("/usr/sbin/debootstrap")) or os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("CI=true: debootstrap (as root) is required to test the offline base image")
-        pytest.skip("needs debootstrap and root")
+        missing_prerequisite("debootstrap and root are needed to test the offline base image")
     # A base that cannot exist, so the fallback must be built.
     return dataclasses.replace(repo_config.build, base_image="base.invalid/python:none", fallback_base_image=REF)
 

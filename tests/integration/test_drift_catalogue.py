@@ -38,12 +38,13 @@ import pytest
 
 from harness.compare import ArtifactRule, Difference
 from harness.config import Step
-from harness.demo import DEFAULT_DRIFT_LOCK, DEFAULT_DRIFT_VENV, ensure_venv
+from harness.demo import DEFAULT_DRIFT_LOCK, DEFAULT_DRIFT_VENV
 from harness.ownership import RUN_ID
 from harness.lock import read_lock
-from harness.plugin import assert_reproducible
+from harness.plugin import assert_reproducible, missing_prerequisite
 from harness.report import Report
-from harness.sides.runner import host_python, run_in_image, run_on_host
+from harness.sides import run_in_image, run_on_host
+from harness.sides.venv import ensure_venv, host_python
 from harness.verify import compare_runs, run_both
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -212,7 +213,7 @@ def _dot_config(config, threads: str):
 def test_thread_counts_that_change_results(engine, repo_config, prepared):
     """OpenBLAS splits a long ddot across threads: 1 vs 2 threads sums in another order."""
     if len(os.sched_getaffinity(0)) < 2:
-        pytest.skip("one CPU: OpenBLAS caps its threads at the CPU count, so 2 threads cannot be injected")
+        missing_prerequisite("one CPU: OpenBLAS caps its threads at the CPU count, so 2 threads cannot be injected")
     lock, image = prepared
     one = _dot_config(repo_config, "1")
     in_image = run_in_image(engine, one, image.tag, progress=quiet)
@@ -256,7 +257,7 @@ def test_another_python_minor_version(repo_config, prepared, image_run):
     image_minor = ".".join(image_version.split(".")[:2])
     interpreter = second_interpreter(image_minor)
     if interpreter is None:
-        pytest.skip(f"no second CPython interpreter (3.12 or 3.13, on PATH or under pyenv) besides the image's {image_minor}")
+        missing_prerequisite(f"no second CPython interpreter (3.12 or 3.13, on PATH or under pyenv) besides the image's {image_minor}")
     minor = Path(interpreter).name.removeprefix("python")
     python = ensure_venv(repo_config.lock, ROOT / ".mlrepro" / f"catalogue-python{minor}", base_python=interpreter, progress=quiet)
     report = report_of(repo_config, prepared, image_run, run_on_host(repo_config, python, progress=quiet))
@@ -329,18 +330,70 @@ def test_three_verifications_of_this_repository_are_identical(engine, repo_confi
 
 
 def test_demo_command_shows_measured_drift(tmp_path, engine, prepared):
-    out = tmp_path / "demo.json"
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "demo", "--json", str(out)], cwd=ROOT,
+    """What `mlrepro demo` measures under examples/drift's pins (scikit-learn 1.3.2), exactly.
+
+    The image's 1.9.1 model loads in the drifted venv with an InconsistentVersionWarning
+    (folded by ml_project.persistence into the "was saved with ..." text), then predict fails
+    with AttributeError 'multi_class' and exits 2; the same steps run in that venv change the
+    probabilities of every holdout row (114 of 114). The same run's `--html` page is then opened
+    in headless Chromium (tests/browser.py): verdict, histogram and worst rows present and visible.
+    """
+    from html import escape
+
+    from tests.browser import open_page
+
+    locked = prepared[0].versions
+    drifted = read_lock(DRIFT_LOCK).versions
+    assert drifted["scikit-learn"] == "1.3.2", "the measured outcome below is scikit-learn 1.3.2's: re-measure it"
+    out, page_path = tmp_path / "demo.json", tmp_path / "demo.html"
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "demo", "--json", str(out), "--html", str(page_path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads(out.read_text())
-    changed = {c["package"] for c in data["version_changes"]}
-    assert {"scikit-learn", "numpy", "scipy"} <= changed
+    # Every package the two locks disagree on, and only those, with both versions.
+    expected_changes = [{"package": name, "image": locked.get(name, "absent"), "drifted": drifted.get(name, "absent")}
+                        for name in sorted(locked.keys() | drifted.keys()) if locked.get(name) != drifted.get(name)]
+    assert data["version_changes"] == expected_changes
+    assert {"scikit-learn", "numpy", "scipy"} <= {c["package"] for c in expected_changes}
+
+    error = (f"error: model in '{{out}}' cannot predict here (AttributeError: 'LogisticRegression' object has no "
+             f"attribute 'multi_class'): '{{out}}/model.skops' was saved with scikit-learn {locked['scikit-learn']} "
+             f"but this is {drifted['scikit-learn']}; expected a model trained with this environment's versions: "
+             "retrain with `python -m ml_project.train --out DIR`")
     load = data["load_check"]
-    assert load["outcome"] in ("failed", "outputs differ", "outputs identical", "timed out")
-    # Whatever happened is shown as measured: the exit code and the step's own error line.
-    assert f"exit code  {load['exit_code']}" in proc.stdout
-    if load["error"]:
-        assert load["error"].split("(")[0] in proc.stdout
+    assert (load["outcome"], load["exit_code"], load["error"]) == ("failed", 2, error)
+    assert load["lines"] == [error] and load["artifacts"] == []
+
+    holdout_rows = len((ROOT / "examples" / "holdout.csv").read_text().splitlines()) - 1
+    artifacts = {a["path"]: a for a in data["report"]["artifacts"]}
+    assert {path: a["status"] for path, a in artifacts.items()} == {
+        "predictions.csv": "differs", "metrics.json": "differs", "manifest.json": "differs"}
+    predictions = artifacts["predictions.csv"]["details"]
+    assert holdout_rows == 114 and predictions["rows"] == predictions["rows_differing"] == holdout_rows
+    assert predictions["evidence"]["labels"] == {}  # the probabilities moved, no label did
+    assert artifacts["predictions.csv"]["summary"].startswith(f"predictions.csv: {holdout_rows} of {holdout_rows} rows differ, ")
+
+    # Shown as measured: the exit code, the outcome, the step's own error line, the summary.
+    assert "exit code  2" in proc.stdout and "outcome    failed" in proc.stdout
+    assert error in proc.stdout
+    assert f"image-trained model in the drifted venv: step 'predict' failed (exit 2): {error}" in proc.stdout
+    assert f"same steps, predictions.csv: differs (predictions.csv: {holdout_rows} of {holdout_rows} rows differ, " in proc.stdout
     assert "Side by side" in proc.stdout and "Summary" in proc.stdout
     assert "Traceback" not in proc.stderr
+
+    # The HTML page of the same run, as a reviewer's browser shows it.
+    assert f"HTML report written to {page_path}" in proc.stderr
+    index = [a["path"] for a in data["report"]["artifacts"]].index("predictions.csv") + 1
+    article = f"#artifact-{index}"
+    page = open_page(page_path, "demo-drift", selectors=(
+        "#verdict", "#verdict .status", "#packages table", f"{article} figure.histogram svg", f"{article} figure.scatter svg",
+        f"{article} table.worst-rows", f"{article} table.worst-rows tbody tr"))
+    assert '<header id="verdict" class="verdict fail">' in page.dom and '<p class="status">✗ DRIFT</p>' in page.dom
+    assert f'<p class="summary" id="summary">{escape(data["report"]["verdict"], quote=False)}</p>' in page.dom
+    assert f"predictions.csv: {holdout_rows} of {holdout_rows} rows differ, " in page.dom
+    assert "(a ≠ b), by decade of |image − host|" in page.dom and "AttributeError" in page.dom  # the cross-load aside
+    for selector in page.boxes:
+        assert page.visible(selector), f"{selector} is not visible: {page.boxes[selector]}"
+    worst = predictions["evidence"]["worst_rows"]  # one table row per differing cell of each worst row
+    assert len(worst) == 10 and len(page.boxes[f"{article} table.worst-rows tbody tr"]) == sum(len(w["cells"]) for w in worst)
+    assert page.min_text_px >= 12, f"text under 12 px: {page.smallest} ({page.min_text_px:.1f} px)"

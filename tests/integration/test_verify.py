@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from harness.config import load_config
-from harness.plugin import assert_reproducible
+from harness.plugin import assert_reproducible, missing_prerequisite
 from harness.report import Report
 from harness.verify import compare_runs, prepare, run_both
 
@@ -32,7 +32,12 @@ def test_repository_image_matches_host_and_lock(mlrepro_report):
 
 
 def test_cli_verify_writes_an_auditable_json_report(tmp_path, engine):
-    result = mlrepro("verify", "--json", str(tmp_path / "report.json"))
+    """The JSON report, and the HTML page of the same run opened in headless Chromium (tests/browser.py)."""
+    from tests.browser import open_page
+    from harness.report import render_html
+
+    page_path = tmp_path / "report.html"
+    result = mlrepro("verify", "--json", str(tmp_path / "report.json"), "--html", str(page_path))
     assert result.returncode == 0, result.stderr
     assert "REPRODUCIBLE" in result.stdout.splitlines()[-1]
     report = Report.from_json((tmp_path / "report.json").read_text())
@@ -41,6 +46,18 @@ def test_cli_verify_writes_an_auditable_json_report(tmp_path, engine):
     assert report.environments["image"]["packages"]["scikit-learn"] == report.environments["host"]["packages"]["scikit-learn"]
     assert len(report.lock_sha256) == 64
     assert "Traceback" not in result.stderr
+
+    # The page is a function of the JSON record (byte-identical JSON of two verifications: byte-identical pages).
+    assert page_path.read_text(encoding="utf-8") == render_html(report)
+    page = open_page(page_path, "verify-reproducible", selectors=("#verdict", "#verdict .status", "#packages table", "#artifacts table"))
+    assert '<header id="verdict" class="verdict ok">' in page.dom and '<p class="status">✓ REPRODUCIBLE</p>' in page.dom
+    assert report.verdict() in page.dom and f"No package differs ({report.package_count()} compared)" in page.dom
+    # Nothing moved, and the page says so instead of plotting it.
+    assert "<figure" not in page.dom and "worst-rows" not in page.dom
+    assert page.dom.count("No value differs between the image and the host: nothing to plot.") == len(report.artifacts)
+    for selector in page.boxes:
+        assert page.visible(selector), f"{selector} is not visible: {page.boxes[selector]}"
+    assert page.min_text_px >= 12, f"text under 12 px: {page.smallest} ({page.min_text_px:.1f} px)"
 
 
 def test_second_project_is_verified_through_configuration_alone(other_project):
@@ -60,9 +77,8 @@ def test_real_drift_exits_1_and_is_named(other_project):
     report = Report.from_json((other_project / "r.json").read_text())
     image_py = report.environments["image"]["python"]["version"]
     host_py = report.environments["host"]["python"]["version"]
-    if image_py == host_py:  # a base image with the host's exact Python: nothing to see
-        assert result.returncode == 0
-        return
+    if image_py == host_py:
+        missing_prerequisite(f"the image's Python is the host's ({host_py}): runtime.txt cannot drift here")
     assert result.returncode == 1, result.stderr
     verdict = result.stdout.strip().splitlines()[-1]
     assert verdict.startswith("DRIFT") and "runtime.txt" in verdict

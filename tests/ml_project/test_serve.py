@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 from hypothesis import example, given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from harness.parity.worker import decode_ready, decode_response, encode_request  # noqa: E402
+from harness.parity import decode_ready, decode_response, encode_request  # noqa: E402
 from ml_project import dataset, predict, serve, train  # noqa: E402
 
 NAMES = dataset.feature_names()

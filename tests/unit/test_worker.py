@@ -18,21 +18,11 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from harness.config import load_config
-from harness.errors import StepError
-from harness.parity.strategies import NON_FINITE, SPECIAL_VALUES, batches, check_schema, invalid_batches, rows
-from harness.parity.worker import (
-    HostWorker,
-    ProtocolError,
-    Response,
-    Worker,
-    WorkerError,
-    decode_ready,
-    decode_response,
-    differences,
-    encode_request,
-    read_schema,
-    same_bits,
-)
+from harness.errors import MlreproError, StepError
+from harness.parity.protocol import ProtocolError, Response, decode_ready, decode_response, differences, encode_request, same_bits
+from harness.parity.schema import check_schema, read_schema
+from harness.parity.strategies import NON_FINITE, SPECIAL_VALUES, batches, invalid_batches, rows
+from harness.parity.worker import HostWorker, Worker, WorkerError
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = [
@@ -151,17 +141,18 @@ def test_labels_rows_and_errors() -> None:
 # ---------------------------------------------------------------- schema
 
 
-def test_read_schema(tmp_path: Path) -> None:
-    (tmp_path / "manifest.json").write_text(json.dumps({"features": SCHEMA, "nested": {"f": SCHEMA[:1]}}))
-    assert read_schema(tmp_path, "manifest.json:features") == SCHEMA
-    assert read_schema(tmp_path, "manifest.json:nested.f") == SCHEMA[:1]
-    for spec, needle in [("missing.json:features", "expected a JSON file missing.json"),
-                         ("manifest.json:nope", "non-empty list")]:
-        with pytest.raises(Exception, match=needle):
-            read_schema(tmp_path, spec)
-    (tmp_path / "bad.json").write_text(json.dumps({"features": [{"name": "x", "min": 2, "max": 1}]}))
-    with pytest.raises(Exception, match="finite min <= max"):
-        read_schema(tmp_path, "bad.json:features")
+def test_read_schema() -> None:
+    manifest = json.dumps({"features": SCHEMA, "nested": {"f": SCHEMA[:1]}}).encode()
+    assert read_schema(manifest, "manifest.json:features") == SCHEMA
+    assert read_schema(manifest, "manifest.json:nested.f") == SCHEMA[:1]
+    for data, spec, needle in [(None, "missing.json:features", "expected a JSON file missing.json"),
+                               (b"{not json", "manifest.json:features", "expected a JSON file manifest.json"),
+                               (manifest, "manifest.json:nope", "non-empty list")]:
+        with pytest.raises(MlreproError, match=needle):
+            read_schema(data, spec)
+    bad = json.dumps({"features": [{"name": "x", "min": 2, "max": 1}]}).encode()
+    with pytest.raises(MlreproError, match="finite min <= max"):
+        read_schema(bad, "bad.json:features")
 
 
 # ---------------------------------------------------------------- strategies
@@ -200,11 +191,20 @@ def test_strategies_reach_the_edge_cases() -> None:
         seen.update(bits(v) for row in batch for v in row.values())
         duplicated.append(len({json.dumps(r) for r in batch}) < len(batch))
 
+    non_finite: set[str] = set()
+
+    @given(invalid_batches(SCHEMA))
+    def collect_invalid(batch: list[dict[str, float]]) -> None:
+        non_finite.update(repr(v) for row in batch for v in row.values() if not math.isfinite(v))
+
     collect()
+    collect_invalid()
     for value in (0.0, -0.0, 5e-324, 1e300, 2500.5, -5.0):
         assert bits(value) in seen, value
     assert 1 in sizes and max(sizes) > 50 and any(duplicated)
-    assert {bits(v) for v in NON_FINITE} and -0.0 in SPECIAL_VALUES
+    # -0.0 == 0.0, so membership by value would hold for 0.0 alone: compare bits.
+    assert bits(-0.0) in {bits(v) for v in SPECIAL_VALUES}
+    assert non_finite == {repr(v) for v in NON_FINITE} == {"nan", "inf", "-inf"}
 
 
 @pytest.mark.parametrize(
@@ -312,6 +312,6 @@ def test_host_worker_runs_the_configured_command_and_cleans_up(tmp_path: Path) -
         with pytest.raises(WorkerError, match="exited with code 1 before answering request 3: dying as asked") as failure:
             worker.predict([{"die": 1}])
         assert "echo worker up" in failure.value.evidence
-        out_dir = side.out_dir
+        out_dir = side.side.out_dir
         assert out_dir is not None and out_dir.exists()
     assert not out_dir.exists() and side.stream.exit_code() is not None
