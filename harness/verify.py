@@ -7,17 +7,22 @@ usable alone (the pytest plugin's fixtures call them one by one).
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Callable
 
 from harness.compare import compare_artifact, compare_environments, compare_packages
 from harness.config import Config
 from harness.docker import Engine
 from harness.errors import InterruptedRun
+from harness.exclusive import exclusive, project_lock
 from harness.image.build import ensure_image
 from harness.image.wheelhouse import Target, fetch
 from harness.lock import Lock, read_lock
 from harness.report import ImageInfo, Report
-from harness.sides import ContainerSide, HostSide, RunResult, Side, run_steps
+from harness.sides import ContainerSide, HostSide, RunResult, Side, run_in_image, run_steps
+
+if TYPE_CHECKING:
+    from harness.reference import Reference
 
 
 def prepare(config: Config, engine: Engine, *, progress: Callable[[str], None] = print, no_cache: bool = False,
@@ -25,8 +30,10 @@ def prepare(config: Config, engine: Engine, *, progress: Callable[[str], None] =
     """The lock and the image for the current tree (wheelhouse fetched, image built or reused; `reproducible`: with buildah)."""
     lock = read_lock(config.lock)
     target = Target(config.wheelhouse.python_version, engine.architecture(), config.wheelhouse.glibc)
-    fetch(config.wheelhouse.dir, config.lock, lock, target, progress=progress)
-    return lock, ensure_image(engine, config, lock, progress=progress, no_cache=no_cache, reproducible=reproducible)
+    # One writer per project: a concurrent run waits, then finds the wheelhouse and the image ready.
+    with exclusive(project_lock(config.root), "the wheelhouse and the image", progress=progress):
+        fetch(config.wheelhouse.dir, config.lock, lock, target, progress=progress)
+        return lock, ensure_image(engine, config, lock, progress=progress, no_cache=no_cache, reproducible=reproducible)
 
 
 def run_sides(config: Config, image_side: Side, host_side: Side, *, progress: Callable[[str], None] = print,
@@ -88,11 +95,57 @@ def compare_runs(config: Config, lock: Lock, image: ImageInfo, image_run: RunRes
     )
 
 
-def verify(config: Config, *, engine: Engine | None = None, progress: Callable[[str], None] = print) -> Report:
+def verify(config: Config, *, engine: Engine | None = None, progress: Callable[[str], None] = print,
+           against: "Reference | None" = None) -> Report:
+    """Build or reuse the image, run it and the host side, compare.
+
+    With `against` (a recorded `harness.reference.Reference`) only the image
+    side runs and is compared with the reference instead of the host; the
+    report names the reference by sha256.
+    """
+    config.require_steps(), config.require_artifacts()  # before the engine is asked for anything
+    if against is not None:
+        against.require_lock(read_lock(config.lock).sha256, source="given to verify()", lock_name=config.lock.name)
     engine = engine or Engine.connect()
     lock, image = prepare(config, engine, progress=progress)
-    image_run, host_run = run_both(config, engine, image, progress=progress)
-    return compare_runs(config, lock, image, image_run, host_run)
+    if against is None:
+        image_run, host_run = run_both(config, engine, image, progress=progress)
+        report = compare_runs(config, lock, image, image_run, host_run)
+        if config.compare.repeat > 1:
+            report = with_consistency(report, config, repeat_runs(config, engine, image, (image_run, host_run), progress=progress))
+        return report
+    image_run = run_in_image(engine, config, image.tag, progress=progress)
+    report = compare_runs(config, lock, image, image_run, against.run_result())
+    return replace(report, reference_sha256=against.sha256)
 
 
-__all__ = ["compare_runs", "prepare", "run_both", "run_sides", "verify"]
+def repeat_runs(config: Config, engine: Engine, image: ImageInfo, first: tuple[RunResult, RunResult], *,
+                progress: Callable[[str], None] = print) -> dict[str, list[RunResult]]:
+    """Runs 2..`compare.repeat` of the host side (both sides with `compare.repeat_image`), after the first pair.
+
+    Each run is a fresh side (new workspace, new container), so nothing of an
+    earlier run can make a later one agree with it.
+    """
+    runs: dict[str, list[RunResult]] = {"host": [first[1]], "image": [first[0]]}
+    for number in range(2, config.compare.repeat + 1):
+        progress(f"repeat {number} of {config.compare.repeat}" + (" (image and host)" if config.compare.repeat_image else " (host)"))
+        if config.compare.repeat_image:
+            image_run, host_run = run_both(config, engine, image, progress=progress)
+            runs["image"].append(image_run)
+        else:
+            with HostSide(config, progress=progress) as side:
+                host_run = run_steps(side, config, progress=progress)
+        runs["host"].append(host_run)
+    return runs
+
+
+def with_consistency(report: Report, config: Config, runs: dict[str, list[RunResult]]) -> Report:
+    """`report` with the self-consistency of every side that ran more than once (pure)."""
+    from harness.selfcheck import consistency
+
+    checked = tuple(consistency(side, config.artifacts, [(r.files, r.probe) for r in side_runs])
+                    for side, side_runs in runs.items() if len(side_runs) > 1)
+    return replace(report, consistency=checked)
+
+
+__all__ = ["compare_runs", "prepare", "repeat_runs", "run_both", "run_sides", "verify", "with_consistency"]
