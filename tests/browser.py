@@ -17,7 +17,7 @@ what the browser made of it (`Page`):
 
 `require_chromium()` skips locally when chromium is missing and fails under
 CI=true (`harness.plugin.missing_prerequisite`, like the engine; `make test`
-installs it: scripts/ensure-browser.sh).
+installs it: scripts/ensure-commands.sh).
 Every browser runs in its own process group with a throwaway profile, and the
 group is killed if it outlives its timeout.
 """
@@ -97,7 +97,7 @@ def require_chromium() -> str:
     """The chromium executable, or skip (locally) / fail (CI=true) with the reason."""
     found = shutil.which("chromium")
     if found is None:
-        missing_prerequisite("chromium is not installed (scripts/ensure-browser.sh installs it; make test runs it)")
+        missing_prerequisite("chromium is not installed (scripts/ensure-commands.sh installs it; make test runs it)")
     return found
 
 

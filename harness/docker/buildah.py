@@ -27,7 +27,7 @@ from harness.ownership import scratch_dir
 
 __all__ = ["INSTALL_HINT", "BuildahMissing", "buildah_build", "buildah_path", "require_buildah"]
 
-INSTALL_HINT = "install buildah (Debian/Ubuntu: apt-get install buildah, or scripts/ensure-buildah.sh as root)"
+INSTALL_HINT = "install buildah (Debian/Ubuntu: apt-get install buildah; `make test` installs it as root)"
 
 
 class BuildahMissing(MlreproError):

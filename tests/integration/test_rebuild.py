@@ -5,7 +5,7 @@ minutes on 2 cores) runs once per module and its result is shared. The
 fixtures are tiny projects FROM the local base image: `rebuild-differs` writes
 its build time into /built, `rebuild-same` is reproducible even to the image
 ID with buildah. Without buildah the buildah tests skip locally and fail
-under CI=true (`make test` installs it: scripts/ensure-buildah.sh).
+under CI=true (`make test` installs it: scripts/ensure-commands.sh).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def rebuild_tags(engine, image_name: str) -> list[str]:
 def require_buildah() -> str:
     found = shutil.which("buildah")
     if found is None:
-        reason = "buildah is not installed (scripts/ensure-buildah.sh installs it; make test runs it)"
+        reason = "buildah is not installed (scripts/ensure-commands.sh installs it; make test runs it)"
         if in_ci():
             pytest.fail(f"CI=true and {reason}", pytrace=False)
         pytest.skip(reason)

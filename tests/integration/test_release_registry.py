@@ -68,9 +68,9 @@ def _free_port() -> int:
 
 
 def _tools() -> tuple[str, str]:
-    """docker-registry and htpasswd, installed by scripts/ensure-registry-tools.sh when missing (root on Debian)."""
+    """docker-registry and htpasswd, installed by scripts/ensure-commands.sh when missing (root on Debian)."""
     if not (shutil.which("docker-registry") and shutil.which("htpasswd")):
-        result = subprocess.run([str(ROOT / "scripts" / "ensure-registry-tools.sh")], capture_output=True, text=True, timeout=600)
+        result = subprocess.run([str(ROOT / "scripts" / "ensure-commands.sh"), "the release tests' local registry", "docker-registry=docker-registry", "htpasswd=apache2-utils"], capture_output=True, text=True, timeout=600)
         if result.returncode != 0 or not (shutil.which("docker-registry") and shutil.which("htpasswd")):
             reason = f"the release tests need docker-registry and htpasswd: {result.stderr.strip()[-300:]}"
             if in_ci():

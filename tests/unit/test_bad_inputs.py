@@ -10,75 +10,24 @@ asked for anything.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
 import pickle
-import subprocess
-import sys
-import uuid
 import zipfile
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-NO_ENGINE = "unix:///nonexistent/mlrepro-bad-inputs.sock"
-HASH = hashlib.sha256(b"tiny").hexdigest()
+from tests.cli_projects import HASH, NO_ENGINE, ROOT, assert_refused, mlrepro, snapshot, tiny_project
 
-PYPROJECT = """\
-[tool.mlrepro]
-project = "bad-inputs"
-inputs = ["data.csv"]
-
-[tool.mlrepro.build]
-image_name = "mlrepro-test/bad-inputs"
-
-[[tool.mlrepro.steps]]
-name = "train"
-command = ["python", "job.py", "{out}"]
-timeout = 60
-
-[[tool.mlrepro.artifacts]]
-path = "result.txt"
-"""
-LOCK = f"tiny==1.0 \\\n    --hash=sha256:{HASH}\n"
+run = mlrepro  # this file's name for it
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    root = tmp_path / "project"
-    root.mkdir()
-    (root / "pyproject.toml").write_text(PYPROJECT)
-    (root / "requirements.txt").write_text(LOCK)
-    (root / "data.csv").write_text("x\n1\n")
-    (root / "job.py").write_text("print('never run')\n")
-    return root
-
-
-def snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
-
-
-def run(args: list[str], *, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "DOCKER_HOST": NO_ENGINE, "MLREPRO_RUN_ID": "bad" + uuid.uuid4().hex[:8], "COLUMNS": "400", **env}
-    full_env.pop("MLREPRO_DEBUG", None)
-    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120)
-
-
-def assert_refused(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
-    """Exit 2, stderr exactly one `error: ` line holding every needle, nothing on stdout, no traceback."""
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    assert "Traceback" not in proc.stderr and proc.stdout == ""
-    print(f"exit {proc.returncode}: {lines[0]}")  # shown with -rP: what docs/faults.md quotes
-    for needle in needles:
-        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
-    return lines[0]
+    return tiny_project(tmp_path / "project", "bad-inputs")
 
 
 def edit(path: str, old: str, new: str) -> Callable[[Path], None]:
