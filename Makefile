@@ -42,23 +42,24 @@ base-image: $(STAMP) engine
 verify: base-image
 	$(BIN)/mlrepro verify --json out/report.json
 
-# Parquet comparison is optional (pyarrow is never a harness dependency); its test
-# runs in a venv of its own that holds pyarrow and nothing else.
-PYARROW_VENV := .mlrepro/pyarrow-venv
-$(PYARROW_VENV)/.stamp:
-	@echo "make: creating $(PYARROW_VENV) (pyarrow only, for the Parquet comparison test)"
-	$(PYTHON) -m venv $(PYARROW_VENV)
-	$(PYARROW_VENV)/bin/pip install --quiet --disable-pip-version-check pyarrow
+# Parquet comparison and matplotlib plots are optional (never harness dependencies);
+# their tests run in a venv of their own that holds those libraries (and rich, which
+# harness.report imports) and nothing of the project.
+OPTIONAL_VENV := .mlrepro/optional-venv
+$(OPTIONAL_VENV)/.stamp:
+	@echo "make: creating $(OPTIONAL_VENV) (pyarrow, matplotlib, rich: the optional-library tests)"
+	$(PYTHON) -m venv $(OPTIONAL_VENV)
+	$(OPTIONAL_VENV)/bin/pip install --quiet --disable-pip-version-check pyarrow matplotlib rich
 	@touch $@
 
 # The lock gate first: a stale lock fails fast with a message naming `mlrepro lock`.
 # The release tests push to a real local registry (Debian's docker-registry).
-test: base-image $(PYARROW_VENV)/.stamp
-	@scripts/ensure-registry-tools.sh
-	@scripts/ensure-buildah.sh
-	@scripts/ensure-browser.sh
+test: base-image $(OPTIONAL_VENV)/.stamp
+	@scripts/ensure-commands.sh "the release tests' local registry" docker-registry=docker-registry htpasswd=apache2-utils
+	@scripts/ensure-commands.sh "reproducible builds (mlrepro build --reproducible)" buildah=buildah
+	@scripts/ensure-commands.sh "the HTML report's browser tests" chromium=chromium
 	$(BIN)/mlrepro lock --check
-	MLREPRO_PYARROW_PYTHON=$(abspath $(PYARROW_VENV))/bin/python $(BIN)/python -m pytest
+	MLREPRO_OPTIONAL_PYTHON=$(abspath $(OPTIONAL_VENV))/bin/python $(BIN)/python -m pytest
 
 demo: base-image
 	$(BIN)/mlrepro demo

@@ -20,7 +20,7 @@ from harness.compare import ArtifactRule, compare_artifact, compare_files, compa
 from harness.compare.cells import count_finite, count_finite_slowly
 from harness.compare.tables import compare_tables, parse_table
 from harness.compare.tolerance import DifferenceStats, close_enough
-from harness.plugin import in_ci
+from tests.optional import optional_python
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -298,15 +298,8 @@ def test_parquet_without_pyarrow_is_one_line_exit_2(tmp_path):
 
 
 def pyarrow_python() -> str:
-    """An interpreter with pyarrow: this one, or MLREPRO_PYARROW_PYTHON (pyarrow is never a harness dependency)."""
-    candidates = [sys.executable, os.environ.get("MLREPRO_PYARROW_PYTHON", "")]
-    for python in filter(None, candidates):
-        if subprocess.run([python, "-c", "import pyarrow.parquet"], capture_output=True).returncode == 0:
-            return python
-    message = "no interpreter with pyarrow: set MLREPRO_PYARROW_PYTHON to one (e.g. a venv with 'pip install pyarrow')"
-    if in_ci():
-        pytest.fail(f"CI=true: {message}", pytrace=False)
-    pytest.skip(message)
+    """An interpreter with pyarrow (pyarrow is never a harness dependency)."""
+    return optional_python("pyarrow.parquet")
 
 
 def test_parquet_is_compared_as_a_table(tmp_path):

@@ -81,10 +81,26 @@ def project(tmp_path: Path, *steps: dict, **extra) -> object:
     return parse_config(data, tmp_path)
 
 
+# What this run owned before the test: the session's own long-lived resources (e.g. the
+# parity workers of tests/integration, which live until the session ends) are not the test's.
+_BEFORE: tuple[set, set] = (set(), set())
+
+
+@pytest.fixture(autouse=True)
+def _owned_before() -> None:
+    global _BEFORE
+    _BEFORE = (set(run_tempdirs(RUN_ID)), set(run_processes(RUN_ID)))
+
+
+def new_processes() -> list[int]:
+    """Host processes of this run that the current test started and left."""
+    return [pid for pid in run_processes(RUN_ID) if pid not in _BEFORE[1]]
+
+
 def no_leftovers(engine: FakeEngine) -> None:
     assert engine.live_containers() == []
-    assert [p for p in run_tempdirs(RUN_ID) if "fake" not in p.name] == []
-    assert run_processes(RUN_ID) == []
+    assert [p for p in run_tempdirs(RUN_ID) if "fake" not in p.name and p not in _BEFORE[0]] == []
+    assert new_processes() == []
 
 
 def test_run_both_runs_the_same_steps_on_both_sides_and_removes_everything(tmp_path: Path) -> None:
@@ -154,7 +170,7 @@ def test_a_step_that_leaves_a_child_holding_stdout_does_not_hold_the_run(tmp_pat
     with HostSide(config, sys.executable) as side:
         assert "parent done" in run_step(side, config.steps[0])
     assert time.monotonic() - started < 20  # not the child's 60 s
-    assert run_processes(RUN_ID) == []  # the child went with the step's process group
+    assert new_processes() == []  # the child went with the step's process group
 
 
 def test_a_daemon_a_step_leaves_is_found_killed_and_reported(tmp_path: Path) -> None:
