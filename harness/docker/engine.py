@@ -67,6 +67,10 @@ def context_files(context: Path, dockerfile: Path) -> list[str]:
     return sorted(p for p in exclude_paths(str(context), patterns, dockerfile=rel_dockerfile) if (context / p).is_file())
 
 
+#: Seconds a call (other than the first ping) waits for the engine to start answering.
+CALL_TIMEOUT = 120.0
+
+
 class Engine:
     """A connected Docker engine (docker-py client underneath, reachable as `.client`)."""
 
@@ -74,10 +78,17 @@ class Engine:
         self.client = client
 
     @classmethod
-    def connect(cls, timeout: float = 10) -> "Engine":
+    def connect(cls, timeout: float = 10, *, call_timeout: float = CALL_TIMEOUT) -> "Engine":
+        """Connect and ping within `timeout` seconds; later calls may wait `call_timeout` for the engine's answer.
+
+        The ping's short wait says fast that no engine answers; a busy engine
+        (an export of a large image, a build on 2 loaded cores) can take far
+        longer than that before the first byte of a real answer.
+        """
         try:
             client = docker.from_env(timeout=int(timeout))
             client.ping()
+            client.api.timeout = int(call_timeout)
         except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
             where = os.environ.get("DOCKER_HOST", "the default socket")
             reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
