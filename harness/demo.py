@@ -18,7 +18,7 @@ pip succeeded (`harness.sides.venv`, the one venv manager).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -120,6 +120,7 @@ class DemoResult:
     drift_lock_sha256: str
     report: Report  # host side = the drifted venv
     load: LoadCheck
+    logs: Mapping[str, Mapping[str, str]] = field(default_factory=dict, compare=False)  # side -> step -> output (page only)
 
     def version_changes(self) -> list[tuple[str, str, str]]:
         """(package, image version, drifted version) for every package the two sides disagree on."""
@@ -199,7 +200,8 @@ def run_demo(config: Config, *, drift_lock: Path | None = None, venv: Path | Non
     progress(f"loading the image's trained model in the drifted venv (step '{step_name}')")
     load = check_model_load(config, image_run, python, step_name=step_name)
     shown = str(drift_lock.relative_to(config.root)) if drift_lock.is_relative_to(config.root) else str(drift_lock)
-    return DemoResult(shown, drifted.sha256, report, load)
+    return DemoResult(shown, drifted.sha256, report, load,
+                      logs={"image": dict(image_run.logs), "drifted venv": dict(drifted_run.logs)})
 
 
 # ---------------------------------------------------------------- rendering

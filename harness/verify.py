@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from harness.compare import compare_artifact, compare_environments, compare_packages
 from harness.config import Config
@@ -96,12 +96,14 @@ def compare_runs(config: Config, lock: Lock, image: ImageInfo, image_run: RunRes
 
 
 def verify(config: Config, *, engine: Engine | None = None, progress: Callable[[str], None] = print,
-           against: "Reference | None" = None) -> Report:
+           against: "Reference | None" = None, logs: dict[str, Mapping[str, str]] | None = None) -> Report:
     """Build or reuse the image, run it and the host side, compare.
 
     With `against` (a recorded `harness.reference.Reference`) only the image
     side runs and is compared with the reference instead of the host; the
-    report names the reference by sha256.
+    report names the reference by sha256. `logs`, when given, receives each
+    side's step output (side name -> step name -> output) of the first run:
+    the Report itself carries no logs, the HTML page shows them.
     """
     config.require_steps(), config.require_artifacts()  # before the engine is asked for anything
     if against is not None:
@@ -110,11 +112,15 @@ def verify(config: Config, *, engine: Engine | None = None, progress: Callable[[
     lock, image = prepare(config, engine, progress=progress)
     if against is None:
         image_run, host_run = run_both(config, engine, image, progress=progress)
+        if logs is not None:
+            logs.update(image=dict(image_run.logs), host=dict(host_run.logs))
         report = compare_runs(config, lock, image, image_run, host_run)
         if config.compare.repeat > 1:
             report = with_consistency(report, config, repeat_runs(config, engine, image, (image_run, host_run), progress=progress))
         return report
     image_run = run_in_image(engine, config, image.tag, progress=progress)
+    if logs is not None:
+        logs.update(image=dict(image_run.logs))
     report = compare_runs(config, lock, image, image_run, against.run_result())
     return replace(report, reference_sha256=against.sha256)
 

@@ -69,6 +69,7 @@ def demo_html(result) -> str:  # noqa: ANN001 (a DemoResult; imported lazily lik
     return render_html(
         result.report,
         title=f"mlrepro demo: {result.report.project}, the verified image against a venv with other pins",
+        logs=result.logs or None,
         context=f"The report's 'host' is a venv installed from {result.drift_lock} (sha256:{result.drift_lock_sha256[:12]}).",
         asides=(Aside("The image's trained model, used in the drifted venv", cross_load),
                 Aside("Versions (image, drifted venv)", changes or ("the drifted venv holds the image's versions",))),

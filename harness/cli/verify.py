@@ -19,6 +19,8 @@ from harness.errors import EXIT_NON_DETERMINISTIC, MlreproError
 @config_option
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the full report as JSON here.")
 @click.option("--host-mode", type=click.Choice(["current", "venv"]), default=None, help="Host side: this interpreter, or a venv synced from the lock.")
+@click.option("--against", "against_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Compare the image with this recorded reference ('mlrepro record') instead of running the host side.")
 @click.option("--repeat", type=click.IntRange(min=1), default=None, metavar="N",
               help="Run the host side N times (default: compare.repeat, 1); runs that disagree give NON-DETERMINISTIC, exit 3.")
 @click.option("--repeat-image/--no-repeat-image", default=None, help="With --repeat: repeat the image side too (default: compare.repeat_image).")
@@ -26,9 +28,11 @@ from harness.errors import EXIT_NON_DETERMINISTIC, MlreproError
               help="Also write a short Markdown verdict (the table of differences) here, e.g. $GITHUB_STEP_SUMMARY.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the report as one self-contained HTML page here (plots of what moved; no network needed to view it).")
-def verify_command(config_path: str | None, json_path: str | None, host_mode: str | None,
+def verify_command(config_path: str | None, json_path: str | None, host_mode: str | None, against_path: Path | None,
                    repeat: int | None, repeat_image: bool | None, summary_path: str | None, html_path: str | None) -> None:
     """Build the image, run the configured steps in it and on the host, compare everything."""
+    if against_path is not None and (repeat is not None or repeat_image):
+        raise click.UsageError("--repeat runs the host side again, --against runs no host side; drop one of them")
 
     def body() -> int:
         import dataclasses
@@ -46,11 +50,18 @@ def verify_command(config_path: str | None, json_path: str | None, host_mode: st
             config = dataclasses.replace(config, compare=compare)
         config.require_steps(), config.require_artifacts()
         # Every local input is checked before the engine is asked for anything.
-        read_lock(config.lock)
+        lock = read_lock(config.lock)
+        against = None
+        if against_path is not None:
+            from harness.reference import load_reference
+
+            against = load_reference(against_path)
+            against.require_lock(lock.sha256, source=str(against_path), lock_name=str(config.lock.name))
         for path in (json_path, summary_path, html_path):
             if path:
                 check_writable(Path(path))
-        report = do_verify(config, progress=progress)
+        logs: dict = {}
+        report = do_verify(config, progress=progress, against=against, logs=logs)
         # Files first, the terminal last: a closed stdout must not lose the JSON or change the exit code;
         # a file that cannot be written (a full disk) still lets the verdict be shown before the error.
         try:
@@ -68,7 +79,9 @@ def verify_command(config_path: str | None, json_path: str | None, host_mode: st
             if html_path:
                 from harness.report import render_html
 
-                write_atomic(Path(html_path), render_html(report))
+                context = (f"The host columns are the recorded reference {against_path.name} (sha256:{report.reference_sha256[:12]}), "
+                           "not a run on this machine." if against_path is not None and report.reference_sha256 else None)
+                write_atomic(Path(html_path), render_html(report, context=context, logs=logs))
                 progress(f"HTML report written to {html_path}")
         except MlreproError:
             render(report, out)

@@ -18,7 +18,6 @@ than on the host is still DRIFT.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys

@@ -392,6 +392,7 @@ def test_demo_command_shows_measured_drift(tmp_path, engine, prepared):
     assert f'<p class="summary" id="summary">{escape(data["report"]["verdict"], quote=False)}</p>' in page.dom
     assert f"predictions.csv: {holdout_rows} of {holdout_rows} rows differ, " in page.dom
     assert "(a ≠ b), by decade of |image − host|" in page.dom and "AttributeError" in page.dom  # the cross-load aside
+    assert "<summary>step predict: last " in page.dom and " lines from image, drifted venv</summary>" in page.dom  # step logs
     for selector in page.boxes:
         assert page.visible(selector), f"{selector} is not visible: {page.boxes[selector]}"
     worst = predictions["evidence"]["worst_rows"]  # one table row per differing cell of each worst row

@@ -31,7 +31,7 @@ def test_repository_image_matches_host_and_lock(mlrepro_report):
     }
 
 
-def test_cli_verify_writes_an_auditable_json_report(tmp_path, engine):
+def test_cli_verify_writes_an_auditable_json_report(tmp_path, engine, repo_config):
     """The JSON report, and the HTML page of the same run opened in headless Chromium (tests/browser.py)."""
     from tests.browser import open_page
     from harness.report import render_html
@@ -47,8 +47,13 @@ def test_cli_verify_writes_an_auditable_json_report(tmp_path, engine):
     assert len(report.lock_sha256) == 64
     assert "Traceback" not in result.stderr
 
-    # The page is a function of the JSON record (byte-identical JSON of two verifications: byte-identical pages).
-    assert page_path.read_text(encoding="utf-8") == render_html(report)
+    # The page is a function of the JSON record plus the steps' logs (both sides, collapsed, temp dirs as {tmp}).
+    html = page_path.read_text(encoding="utf-8")
+    head, logs_section = html.split('<section id="logs">', 1)
+    assert head == render_html(report).split('<section id="logs">', 1)[0]
+    for step in (step.name for step in repo_config.steps):
+        assert f"<summary>step {step}: last " in logs_section and " lines from image, host</summary>" in logs_section
+    assert "No step logs are part of this report" not in logs_section
     page = open_page(page_path, "verify-reproducible", selectors=("#verdict", "#verdict .status", "#packages table", "#artifacts table"))
     assert '<header id="verdict" class="verdict ok">' in page.dom and '<p class="status">✓ REPRODUCIBLE</p>' in page.dom
     assert report.verdict() in page.dom and f"No package differs ({report.package_count()} compared)" in page.dom
