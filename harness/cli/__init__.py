@@ -14,9 +14,11 @@ from harness.cli.compare import compare_command
 from harness.cli.demo import demo_command
 from harness.cli.image import base_image_command, build_command, wheelhouse_command
 from harness.cli.init import init_command
+from harness.cli.kubernetes import kubernetes_group
 from harness.cli.lock import lock_command
 from harness.cli.options import Group
 from harness.cli.rebuild import rebuild_check_command
+from harness.cli.record import record_command
 from harness.cli.release import release_command
 from harness.cli.verify import verify_command
 
@@ -28,7 +30,8 @@ def main() -> None:
 
 
 for _command in (verify_command, base_image_command, wheelhouse_command, build_command, clean_command,
-                 lock_command, demo_command, release_command, rebuild_check_command, init_command, compare_command):
+                 lock_command, demo_command, release_command, rebuild_check_command, init_command, compare_command,
+                 record_command, kubernetes_group):
     main.add_command(_command)
 
 __all__ = ["main"]
