@@ -10,7 +10,7 @@ from harness.cli.options import EXIT_OK, out, progress, run
 @click.command("clean")
 @click.option("--all", "include_live", is_flag=True, help="Also remove what runs still in progress are using (they will fail).")
 def clean_command(include_live: bool) -> None:
-    """Remove what crashed or killed runs left behind: labeled containers, volumes, networks, temp dirs."""
+    """Remove what crashed or killed runs left behind: labeled containers, volumes, networks, the images a run made for itself (a killed rebuild check's builds), temp dirs."""
 
     def body() -> int:
         from harness.docker.engine import Engine
@@ -19,7 +19,7 @@ def clean_command(include_live: bool) -> None:
         procs = stop_stale_processes(include_live=include_live)
         dirs = remove_stale_tempdirs(include_live=include_live)
         counts = Engine.connect().remove_leftovers(include_live=include_live)
-        out.print(f"removed {counts['container']} container(s), {counts['volume']} volume(s), {counts['network']} network(s), "
+        out.print(f"removed {counts['container']} container(s), {counts['volume']} volume(s), {counts['network']} network(s), {counts['image']} image(s), "
                   f"{dirs} temporary director{'y' if dirs == 1 else 'ies'} and {procs} host process(es) left by runs", markup=False, soft_wrap=True)
         if counts["skipped"]:
             progress(f"kept {counts['skipped']} resource(s) of runs still in progress; 'mlrepro clean --all' removes them too")

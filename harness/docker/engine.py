@@ -41,7 +41,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the legacy builder colours stderr lines
 class Resource:
     """Something the harness created on the engine, found by its labels."""
 
-    kind: str  # "container", "volume" or "network"
+    kind: str  # "container", "image", "volume" or "network"
     id: str
     labels: Mapping[str, str]
 
@@ -257,10 +257,15 @@ class Engine:
                 _remove_volume(volume)
 
     def managed_resources(self, run_id: str | None = None) -> list[Resource]:
-        """Containers, volumes and networks labeled by the harness (any run, or `run_id`'s)."""
+        """Containers, images, volumes and networks labeled by the harness (any run, or `run_id`'s).
+
+        Labeled images are only those a run makes for itself (a rebuild check's
+        two builds): a verified image carries no owner label and is never listed.
+        """
         labels = [f"{LABEL_MANAGED}=true"] + ([f"{LABEL_RUN}={run_id}"] if run_id else [])
         try:
             found = [Resource("container", c.id, c.labels) for c in self.client.containers.list(all=True, filters={"label": labels})]
+            found += [Resource("image", i.id, i.labels) for i in self.client.images.list(filters={"label": labels})]
             found += [Resource("volume", v.name, v.attrs.get("Labels") or {}) for v in self.client.volumes.list(filters={"label": labels})]
             found += [Resource("network", n.id, n.attrs.get("Labels") or {}) for n in self.client.networks.list(filters={"label": labels})]
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
@@ -268,7 +273,7 @@ class Engine:
         return found
 
     def leftovers(self, run_id: str | None = None) -> list[str]:
-        """IDs of containers, volumes and networks labeled by the harness (any run, or `run_id`'s) still on the engine."""
+        """IDs of containers, images, volumes and networks labeled by the harness (any run, or `run_id`'s) still on the engine."""
         return [r.id for r in self.managed_resources(run_id)]
 
     def remove_leftovers(self, *, include_live: bool = False, run_id: str | None = None) -> dict[str, int]:
@@ -278,17 +283,19 @@ class Engine:
         progress (kept unless `include_live`: removing them would break those runs).
         `run_id` limits it to one run (this process's own, on an interrupt).
         """
-        counts = {"container": 0, "volume": 0, "network": 0, "skipped": 0}
-        # Containers first: a volume or network in use cannot be removed.
-        for res in sorted(self.managed_resources(run_id), key=lambda r: ("container", "network", "volume").index(r.kind)):
+        counts = {"container": 0, "image": 0, "volume": 0, "network": 0, "skipped": 0}
+        # Containers first: an image, volume or network in use cannot be removed.
+        for res in sorted(self.managed_resources(run_id), key=lambda r: ("container", "image", "network", "volume").index(r.kind)):
             if res.owner_alive and not include_live:
                 counts["skipped"] += 1
                 continue
-            getter = {"container": self.client.containers, "volume": self.client.volumes, "network": self.client.networks}[res.kind]
+            getter = {"container": self.client.containers, "image": self.client.images, "volume": self.client.volumes, "network": self.client.networks}[res.kind]
             try:
                 item = getter.get(res.id)
                 if res.kind == "container":
                     item.remove(force=True, v=True)
+                elif res.kind == "image":  # every tag it has is the run's own; untagged parents go with it
+                    self.client.images.remove(res.id, force=True, noprune=False)
                 elif res.kind == "volume":
                     item.remove(force=True)
                 else:

@@ -545,15 +545,23 @@ def test_clean_removes_what_a_killed_run_left_and_spares_live_runs(engine, make_
     crashed.finish()
     left = left_behind(engine, crashed.run_id)
     assert len(engine.leftovers(crashed.run_id)) == 2 and run_tempdirs(crashed.run_id) and run_processes(crashed.run_id), left
+    # A killed rebuild check leaves its builds: images tagged <image_name>-rebuild:<run>-N with the run's owner labels.
+    # (Made here by committing the crashed run's container with those labels; a real killed rebuild takes minutes.)
+    (box,) = engine.client.containers.list(all=True, filters={"label": f"io.mlrepro.run={crashed.run_id}"})
+    rebuild_tag = f"mlrepro-test/killed-rebuild:{crashed.run_id}-1"
+    rebuilt = box.commit(repository=rebuild_tag.split(":")[0], tag=rebuild_tag.split(":")[1],
+                         conf={"Labels": {**box.labels, "io.mlrepro.role": "rebuild-check"}})
+    assert rebuilt.id in engine.leftovers(crashed.run_id)
     live = Running("verify", "--config", str(make_project("sleep", name="live")))
     try:
         live.wait_for("image: train", "host: train")
         cleaned = mlrepro("clean")
         assert cleaned.code == 0, cleaned.stderr
-        assert left_behind(engine, crashed.run_id) == []
+        assert left_behind(engine, crashed.run_id) == [] and engine.image_id(rebuild_tag) is None
         assert engine.leftovers(live.run_id) and run_tempdirs(live.run_id)  # a run in progress is not touched
-        # At least the crashed run's container, volume, directory and host step (other runs' stale leftovers may add to it).
-        assert re.search(r"removed [1-9]\d* container\(s\), [1-9]\d* volume\(s\), \d+ network\(s\), [1-9]\d* temporary director(y|ies) "
+        # At least the crashed run's container, volume, image, directory and host step (other runs' stale leftovers may add to it).
+        assert re.search(r"removed [1-9]\d* container\(s\), [1-9]\d* volume\(s\), \d+ network\(s\), [1-9]\d* image\(s\), "
+                         r"[1-9]\d* temporary director(y|ies) "
                          r"and [1-9]\d* host process\(es\)", cleaned.stdout), cleaned.stdout
     finally:
         live.proc.send_signal(signal.SIGINT)
