@@ -4,11 +4,16 @@ Fetched on the host (which can reach the index) with `pip download
 --require-hashes`, so the build itself never touches the network. The wheels
 land in a temporary directory that replaces the old wheelhouse only when the
 download succeeded: no half-filled wheelhouse, no leftovers from an older lock.
-A stamp (lock sha256 + target) makes the warm path a no-op.
+A stamp (lock sha256, target, and each wheel's size, mtime and sha256 as
+fetched) makes the warm path a no-op: a wheel whose size or mtime moved is
+hashed again, and one whose bytes changed (a flipped byte, a truncated copy)
+makes the wheelhouse stale, so it is fetched again instead of failing the
+build with advice that does not help.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sys
@@ -56,20 +61,61 @@ class Target:
         return f"cp{self.python_version}-{self.arch}-glibc{self.glibc}"
 
 
-def is_fresh(directory: Path, lock: Lock, target: Target) -> bool:
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_stamp(directory: Path, lock: Lock, target: Target) -> list[str]:
+    """Stamp `directory`'s wheels (as they are now: checked by pip against the lock) fresh for `lock` and `target`."""
+    wheels = {}
+    for path in sorted(directory.glob("*.whl")):
+        st = path.stat()
+        wheels[path.name] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _sha256(path)}
+    (directory / STAMP).write_text(json.dumps({"lock_sha256": lock.sha256, "target": target.key(), "wheels": wheels}, indent=2) + "\n")
+    return list(wheels)
+
+
+def why_stale(directory: Path, lock: Lock, target: Target) -> str | None:
+    """None when `directory` holds exactly the wheels stamped for `lock` and `target`, with their stamped bytes;
+    else why not, in a few words (the fetch says it)."""
     try:
         stamp = json.loads((directory / STAMP).read_text())
     except (OSError, ValueError):
-        return False
-    wheels = {p.name for p in directory.glob("*.whl")}
-    return stamp.get("lock_sha256") == lock.sha256 and stamp.get("target") == target.key() and set(stamp.get("wheels", [])) == wheels and bool(wheels)
+        return "no wheelhouse yet" if not directory.is_dir() else "no readable stamp"
+    stamped = stamp.get("wheels") if isinstance(stamp, dict) else None
+    if not isinstance(stamped, dict) or not stamped:
+        return "a stamp of an older format"
+    if stamp.get("lock_sha256") != lock.sha256 or stamp.get("target") != target.key():
+        return "stamped for another lock or platform"
+    if {p.name for p in directory.glob("*.whl")} != set(stamped):
+        return "other wheels than the stamped ones"
+    for name, seen in stamped.items():
+        path = directory / name
+        try:
+            st = path.stat()
+            if (st.st_size, st.st_mtime_ns) == (seen.get("size"), seen.get("mtime_ns")):
+                continue
+            if st.st_size != seen.get("size") or _sha256(path) != seen.get("sha256"):
+                return f"{name} changed since it was fetched (corrupt or truncated)"
+        except (OSError, AttributeError):
+            return f"{name} cannot be read"
+    return None
+
+
+def is_fresh(directory: Path, lock: Lock, target: Target) -> bool:
+    return why_stale(directory, lock, target) is None
 
 
 def fetch(directory: Path, lock_path: Path, lock: Lock, target: Target, *, progress: Callable[[str], None] = print) -> bool:
     """Make `directory` hold exactly the locked wheels; return False when it already did."""
-    if is_fresh(directory, lock, target):
+    reason = why_stale(directory, lock, target)
+    if reason is None:
         return False
-    progress(f"fetching {len(lock.pins)} locked wheels for {target.key()} into {directory.name}/ (hashes checked)")
+    progress(f"fetching {len(lock.pins)} locked wheels for {target.key()} into {directory.name}/ ({reason}; hashes checked)")
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
     try:
@@ -87,8 +133,7 @@ def fetch(directory: Path, lock_path: Path, lock: Lock, target: Target, *, progr
                 f"could not fetch the locked wheels for {target.key()}: {why}; check that the index is reachable and that every pin has a wheel for this platform",
                 evidence=tail(done.output),
             )
-        wheels = sorted(p.name for p in staging.glob("*.whl"))
-        (staging / STAMP).write_text(json.dumps({"lock_sha256": lock.sha256, "target": target.key(), "wheels": wheels}, indent=2) + "\n")
+        wheels = write_stamp(staging, lock, target)
         if directory.exists():
             shutil.rmtree(directory)
         staging.rename(directory)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import queue
 import re
@@ -33,7 +32,8 @@ from harness.image.base import resolve_base
 from harness.config import load_config
 from harness.docker.engine import Engine
 from harness.ownership import run_processes, run_tempdirs
-from harness.image.wheelhouse import STAMP, Target
+from harness.image.wheelhouse import Target, write_stamp
+from harness.lock import parse_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -197,9 +197,7 @@ def make_project(tmp_path, engine, base_image):
         (root / "requirements.txt").write_text(lock)
         (root / "wheels").mkdir()
         (root / "wheels" / "tiny-1.0-py3-none-any.whl").write_bytes(wheel)
-        target = Target("3.11", arch, "2.36")
-        (root / "wheels" / STAMP).write_text(json.dumps({"lock_sha256": hashlib.sha256(lock.encode()).hexdigest(),
-                                                          "target": target.key(), "wheels": ["tiny-1.0-py3-none-any.whl"]}))
+        write_stamp(root / "wheels", parse_lock(lock), Target("3.11", arch, "2.36"))
         run = f'\n[tool.mlrepro.run]\nmem_limit = "{mem_limit}"\n' if mem_limit else ""
         (root / "pyproject.toml").write_text(f'''\
 [tool.mlrepro]
