@@ -16,7 +16,7 @@ import re
 from collections import Counter
 from typing import Iterable
 
-__all__ = ["count_finite", "count_finite_slowly", "csv_number"]
+__all__ = ["MAX_LABELS_MASKED", "count_finite", "count_finite_slowly", "count_finite_with_labels", "csv_number"]
 
 # ASCII only: int() also accepts other scripts' digits, which no CSV writer emits.
 _INT_TEXT = re.compile(r" *[+-]?[0-9]+ *")
@@ -105,3 +105,43 @@ def count_finite(lines: list[bytes]) -> int | None:
             return None
         total += cells * times
     return total
+
+
+#: A byte no finite number holds: the cell it is in is text (a label), never counted.
+_TEXT_BYTE = re.compile(rb"[^0-9.+\-eE ,\n]")
+#: More distinct text cells than this in one block: count cell by cell instead.
+MAX_LABELS_MASKED = 16
+
+
+def count_finite_with_labels(lines: list[bytes]) -> int | None:
+    """`count_finite` for blocks that also hold a few distinct text cells (a label column).
+
+    Each whole text cell is replaced by "0" (a finite number), the block is
+    counted at C speed, and the replacements are taken off again. None when
+    there are more than `MAX_LABELS_MASKED` distinct text cells or the fast
+    count cannot decide: then count with `count_finite_slowly`.
+    """
+    counted = count_finite(lines)
+    if counted is not None or not lines:
+        return counted
+    block, masked = b"\n" + b"\n".join(lines) + b"\n", 0
+    for labels in range(MAX_LABELS_MASKED + 1):
+        found = _TEXT_BYTE.search(block)
+        if found is None:
+            break
+        if labels == MAX_LABELS_MASKED:
+            return None  # more distinct text cells than the budget
+        at = found.start()
+        cell_start = max(block.rfind(b",", 0, at), block.rfind(b"\n", 0, at)) + 1
+        cell_end = min(i for i in (block.find(b",", at), block.find(b"\n", at)) if i >= 0)
+        text = block[cell_start:cell_end]
+        for before in (b",", b"\n"):
+            for after in (b",", b"\n"):
+                old, new = before + text + after, before + b"0" + after
+                while count := block.count(old):  # ",t,t," holds two, replaced one at a time
+                    masked, block = masked + count, block.replace(old, new)
+    if not masked:
+        return None
+    plain = count_finite(block[1:-1].split(b"\n"))
+    return None if plain is None else plain - masked
+

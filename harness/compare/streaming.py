@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator
 
-from harness.compare.cells import count_finite, count_finite_slowly, csv_number
+from harness.compare.cells import count_finite_slowly, count_finite_with_labels, csv_number
 from harness.compare.documents import ABSENT, Unparsable, evidence, exactly_equal, flatten, json_loads, json_type, path_text
 from harness.compare.evidence import TableEvidence
 from harness.compare.sources import Source, csv_batches, jsonl_lines
@@ -232,7 +232,7 @@ def _differing_csv_row(table: TableComparison, a: Any, b: Any, same_cells: list[
 
 
 def _count_same(lines: list[bytes]) -> int:
-    counted = count_finite(lines)
+    counted = count_finite_with_labels(lines)
     return count_finite_slowly(cell for line in lines for cell in line.split(b",")) if counted is None else counted
 
 

@@ -17,7 +17,7 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from harness.compare import ArtifactRule, compare_artifact, compare_files, compare_streams, numbers_close
-from harness.compare.cells import count_finite, count_finite_slowly
+from harness.compare.cells import MAX_LABELS_MASKED, count_finite, count_finite_slowly, count_finite_with_labels
 from harness.compare.tables import compare_tables, parse_table
 from harness.compare.tolerance import DifferenceStats, close_enough
 from tests.optional import optional_python
@@ -93,6 +93,27 @@ def test_block_count_of_finite_numbers_is_exact_or_declines(lines):
     counted = count_finite(lines)
     slow = count_finite_slowly(cell for line in lines for cell in line.split(b","))
     assert counted in (None, slow)
+
+
+label_cells = st.one_of(number_cells, st.sampled_from(["setosa", "virginica", "e", "x1", "1x", "é", "0", "nan", "-inf", "a b"]),
+                        st.text(min_size=1, max_size=4).filter(lambda t: "," not in t and "\n" not in t and "\r" not in t))
+
+
+@settings(max_examples=500)
+@given(st.lists(st.lists(label_cells, min_size=1, max_size=6).map(",".join), min_size=1, max_size=8))
+@example(["setosa,1.5,setosa,setosa"])
+@example(["0,a", "a,0"])
+def test_block_count_with_label_cells_is_exact_or_declines(lines):
+    lines = [line.encode() for line in lines if line]
+    counted = count_finite_with_labels(lines)
+    assert counted in (None, count_finite_slowly(cell for line in lines for cell in line.split(b",")))
+
+
+def test_a_label_column_is_counted_fast_and_too_many_labels_decline():
+    lines = [f"{i}.5,{1e-3 * i!r},{['setosa', 'versicolor', 'virginica'][i % 3]}".encode() for i in range(30)]
+    assert count_finite(lines) is None and count_finite_with_labels(lines) == 60
+    many = [f"{i}.5,label{i}".encode() for i in range(MAX_LABELS_MASKED + 1)]
+    assert count_finite_with_labels(many) is None and count_finite_with_labels(many[:MAX_LABELS_MASKED]) == MAX_LABELS_MASKED
 
 
 def test_block_count_decides_the_common_shapes():
