@@ -69,6 +69,27 @@ def print_commands(written, out_dir: Path) -> None:
         out.print(command, markup=False, soft_wrap=True)
 
 
+def write_planned(config_path: str | None, out_dir: Path, plan, *, needs_steps: bool) -> None:  # noqa: ANN001
+    """The one body of `manifests` and `verification-job`: load, check, plan (validated), write, print the commands."""
+    from harness.cli.options import run
+
+    def body() -> int:
+        from harness.cli.options import load, progress
+        from harness.errors import EXIT_OK
+
+        config = load(config_path)
+        if needs_steps:
+            config.require_steps(), config.require_artifacts()
+        check_out_dir(out_dir)
+        written = plan(config)
+        write_all(out_dir, written.files)
+        progress(f"validated against Kubernetes {written.version} (strict); image {written.release.reference}")
+        print_commands(written, out_dir)
+        return EXIT_OK
+
+    run(body)
+
+
 @kubernetes_group.command("manifests", context_settings=_CONTEXT)
 @config_option
 @release_option
@@ -76,22 +97,12 @@ def print_commands(written, out_dir: Path) -> None:
 @out_option
 def manifests_command(config_path: str | None, record_path: Path, report_path: Path, out_dir: Path) -> None:
     """Write the configured workload's manifest for the released image, validated; print the pull-access command."""
-    from harness.cli.options import run
-
-    def body() -> int:
-        from harness.cli.options import load, progress
-        from harness.errors import EXIT_OK
+    def plan(config):  # noqa: ANN001, ANN202
         from harness.kubernetes.plan import manifests_for
 
-        config = load(config_path)
-        check_out_dir(out_dir)
-        written = manifests_for(config, record_path, report_path)
-        write_all(out_dir, written.files)
-        progress(f"validated against Kubernetes {written.version} (strict); image {written.release.reference}")
-        print_commands(written, out_dir)
-        return EXIT_OK
+        return manifests_for(config, record_path, report_path)
 
-    run(body)
+    write_planned(config_path, out_dir, plan, needs_steps=False)
 
 
 @kubernetes_group.command("verification-job", context_settings=_CONTEXT)
@@ -101,23 +112,12 @@ def manifests_command(config_path: str | None, record_path: Path, report_path: P
 @out_option
 def verification_job_command(config_path: str | None, record_path: Path, report_path: Path, out_dir: Path) -> None:
     """Write a Job + ConfigMap running the configured steps and the probe in the released image; print how to run it."""
-    from harness.cli.options import run
-
-    def body() -> int:
-        from harness.cli.options import load, progress
-        from harness.errors import EXIT_OK
+    def plan(config):  # noqa: ANN001, ANN202
         from harness.kubernetes.plan import verification_job_for
 
-        config = load(config_path)
-        config.require_steps(), config.require_artifacts()
-        check_out_dir(out_dir)
-        written = verification_job_for(config, record_path, report_path)
-        write_all(out_dir, written.files)
-        progress(f"validated against Kubernetes {written.version} (strict); image {written.release.reference}")
-        print_commands(written, out_dir)
-        return EXIT_OK
+        return verification_job_for(config, record_path, report_path)
 
-    run(body)
+    write_planned(config_path, out_dir, plan, needs_steps=True)
 
 
 @kubernetes_group.command("collect", context_settings=_CONTEXT)

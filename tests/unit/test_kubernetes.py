@@ -94,12 +94,6 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
-
-
-
-
-
-
 def cli(args: list[str], *, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """The CLI in a subprocess with no engine (tests.cli_projects.mlrepro), this module's run-id prefix."""
     return mlrepro(["harness.cli", *args], cwd=cwd, run_prefix="k8s", **env)
@@ -155,6 +149,25 @@ def test_manifests_are_written_by_digest_hardened_and_valid(project: Path) -> No
                         '--docker-username="$REGISTRY_USERNAME" --docker-password="$REGISTRY_PASSWORD"')
     assert lines[1] == "kubectl apply --namespace ml -f k8s/tiny-job.yaml"
     assert "validated against Kubernetes 1.29 (strict)" in proc.stderr
+
+
+def test_the_verification_job_is_written_by_digest_with_its_configmap(project: Path) -> None:
+    (project / "data.csv").write_text("x\n1\n")
+    text = (project / "pyproject.toml").read_text().replace('project = "tiny"\n', 'project = "tiny"\ninputs = ["data.csv"]\n', 1)
+    (project / "pyproject.toml").write_text(text)
+    proc = cli(["kubernetes", "verification-job", "--out", "k8s"], cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (project / "k8s").iterdir()) == ["tiny-verify-configmap.yaml", "tiny-verify-job.yaml"]
+    job = yaml.safe_load((project / "k8s" / "tiny-verify-job.yaml").read_text())
+    configmap = yaml.safe_load((project / "k8s" / "tiny-verify-configmap.yaml").read_text())
+    for obj in (job, configmap):
+        assert kubernetes_validate.validate(obj, "1.29", strict=True) == "1.29"
+    assert [c["image"] for c in containers_of(job)] == [REFERENCE]
+    assert (configmap["kind"], configmap["metadata"]["name"]) == ("ConfigMap", "tiny-verify")
+    assert "data.csv" in " ".join([*configmap.get("data", {}), *configmap.get("binaryData", {})])
+    lines = proc.stdout.splitlines()
+    assert "kubectl apply --namespace ml -f k8s/tiny-verify-configmap.yaml -f k8s/tiny-verify-job.yaml" in lines
+    assert lines[-2] == "mlrepro kubernetes collect --release out/release.json --report out/report.json --logs tiny-verify.log"
 
 
 def test_no_credential_is_ever_written(project: Path) -> None:
