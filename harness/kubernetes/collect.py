@@ -22,32 +22,24 @@ from harness.config import Config
 from harness.kubernetes.bundle import ResultBundleError, read_bundle
 
 
-def pod_run(config: Config, record_path: Path, report_path: Path, log: str, *, source: str):
-    """(the pod's run as a Reference, the image as the report names it: ImageInfo by digest), all checked."""
-    from harness.kubernetes.plan import read_release_report
-    from harness.lock import read_lock
-
-    _, release, _, report = read_release_report(config, record_path, report_path)
+def pod_run(release, lock, log: str, *, source: str, record_path: Path, lock_name: str):  # -> harness.reference.Reference
+    """The pod's run in `log` as a Reference, checked against the release (its lock, its image ID)."""
     pod = read_bundle(log, source=source)
-    lock = read_lock(config.lock)
     if pod.lock_sha256 != lock.sha256:
         raise ResultBundleError(f"{source}: the Job's result was computed for lock sha256 {pod.lock_sha256[:12]}, but "
-                                f"{config.lock.name} is sha256 {lock.sha256[:12]}: expected a verification Job of this "
+                                f"{lock_name} is sha256 {lock.sha256[:12]}: expected a verification Job of this "
                                 "release; regenerate it ('mlrepro kubernetes verification-job') and run it again")
     if pod.image_id != release.image_id:
         raise ResultBundleError(f"{source}: the Job's result is of image {pod.image_id[:19]}, but release record {record_path} "
                                 f"is image {release.image_id[:19]}: expected the log of this release's verification Job; "
                                 "pass the matching --release, or regenerate the Job and run it again")
-    return pod, replace(report.image, tag=release.reference)
+    return pod
 
 
-def pinned_threads(config: Config, record_path: Path, report_path: Path) -> dict[str, str]:
-    """The thread variables the Job sets that the released verification's image side ran unset: name -> pinned value."""
-    from harness.kubernetes.plan import read_release_report
-
-    _, _, env, report = read_release_report(config, record_path, report_path)
+def pinned_threads(thread_env: Mapping[str, str], report) -> dict[str, str]:
+    """The thread variables the Job sets (`thread_env`) that the released verification's image side ran unset."""
     ran_with = dict(report.environments.get("image", {}).get("env") or {})
-    return {name: value for name, value in env.items() if name not in ran_with}
+    return {name: value for name, value in thread_env.items() if name not in ran_with}
 
 
 def explain_pinned(report, pinned: Mapping[str, str]):  # -> harness.report.Report
@@ -66,21 +58,24 @@ def explain_pinned(report, pinned: Mapping[str, str]):  # -> harness.report.Repo
 def collect(config: Config, record_path: Path, report_path: Path, log: str, *, source: str, against=None,
             python: str | None = None, progress: Callable[[str], None] = print):  # -> harness.report.Report
     """The report of the pod's run against `against` (a Reference) or, without one, the host side run now."""
+    from harness.kubernetes.plan import read_release_report
     from harness.lock import read_lock
     from harness.verify import compare_runs
 
-    pod, image = pod_run(config, record_path, report_path, log, source=source)
-    pinned = pinned_threads(config, record_path, report_path)
-    progress(f"the verification Job's result: bundle sha256:{pod.sha256[:12]}, {len(pod.files)} artifact(s), image {image.tag}")
+    _, release, thread_env, released = read_release_report(config, record_path, report_path)
     lock = read_lock(config.lock)
+    pod = pod_run(release, lock, log, source=source, record_path=record_path, lock_name=config.lock.name)
+    image = replace(released.image, tag=release.reference)  # the image as the report names it: by digest
+    progress(f"the verification Job's result: bundle sha256:{pod.sha256[:12]}, {len(pod.files)} artifact(s), image {image.tag}")
     if against is not None:
         against.require_lock(lock.sha256, source="given to collect()", lock_name=config.lock.name)
-        report = compare_runs(config, lock, image, pod.run_result(), against.run_result())
-        return replace(explain_pinned(report, pinned), reference_sha256=against.sha256)
-    from harness.sides import run_on_host
+        other = against.run_result()
+    else:
+        from harness.sides import run_on_host
 
-    return explain_pinned(compare_runs(config, lock, image, pod.run_result(), run_on_host(config, python, progress=progress)),
-                          pinned)
+        other = run_on_host(config, python, progress=progress)
+    report = explain_pinned(compare_runs(config, lock, image, pod.run_result(), other), pinned_threads(thread_env, released))
+    return report if against is None else replace(report, reference_sha256=against.sha256)
 
 
 def run_on_cluster(config: Config, record_path: Path, report_path: Path, *, context: str | None = None,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness.config import Config
 from harness.kubernetes.manifests import ManifestError, Release, check_release, pull_commands, thread_env, workload
-from harness.kubernetes.settings import KubernetesConfig, parse_kubernetes
+from harness.kubernetes.settings import parse_kubernetes
 
 
 @dataclass(frozen=True)
@@ -29,14 +29,8 @@ class Written:
     timeout: float = 0.0  # the verification Job's deadline (activeDeadlineSeconds)
 
 
-def read_release(config: Config, record_path: Path, report_path: Path) -> tuple[KubernetesConfig, Release, dict[str, str]]:
-    """The settings, the checked release and the thread environment of its verification."""
-    settings, release, env, _ = read_release_report(config, record_path, report_path)
-    return settings, release, env
-
-
 def read_release_report(config: Config, record_path: Path, report_path: Path):
-    """`read_release`, and the released verification report (a `harness.report.Report`)."""
+    """(settings, the checked release, the thread environment of its verification, the released report)."""
     from harness.lock import read_lock
     from harness.release import ReleaseRecord
     from harness.release.publish import read_report
@@ -71,7 +65,7 @@ def verification_job_for(config: Config, record_path: Path, report_path: Path) -
     from harness.kubernetes.validate import render, validate
     from harness.kubernetes.verification import job_name, verification_objects
 
-    settings, release, env = read_release(config, record_path, report_path)
+    settings, release, env, _ = read_release_report(config, record_path, report_path)
     secret, commands = pull_commands(settings, release.registry)
     inputs = {}
     for path in config.inputs:
@@ -98,7 +92,7 @@ def manifests_for(config: Config, record_path: Path, report_path: Path) -> Writt
     """The workload's manifest, validated; the pull-access command."""
     from harness.kubernetes.validate import render, validate
 
-    settings, release, env = read_release(config, record_path, report_path)
+    settings, release, env, _ = read_release_report(config, record_path, report_path)
     secret, commands = pull_commands(settings, release.registry)
     obj = workload(settings, release, env, pull_secret=secret)
     version = validate([obj], version=settings.version, image=release.reference)
@@ -107,4 +101,4 @@ def manifests_for(config: Config, record_path: Path, report_path: Path) -> Writt
                    namespace=settings.namespace)
 
 
-__all__ = ["Written", "manifests_for", "read_release", "read_release_report", "verification_job_for"]
+__all__ = ["Written", "manifests_for", "read_release_report", "verification_job_for"]

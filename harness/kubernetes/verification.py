@@ -25,6 +25,7 @@ from typing import Any, Mapping
 
 from harness.config import Config
 from harness.kubernetes.manifests import ManifestError, Release, annotations, labels, pod_spec
+from harness.kubernetes.runner import RUN_SCHEMA
 from harness.kubernetes.settings import KubernetesConfig
 from harness.sides.container import ContainerSide
 from harness.sides.side import Workspace
@@ -75,7 +76,7 @@ def run_description(config: Config, release: Release, where: PodPlace) -> dict[s
     steps = [{"name": step.name, "argv": expand(step.command, ws, where.python),
               "env": expand_env(step.env, ws, where.python), "timeout": step.timeout} for step in config.steps]
     return {
-        "schema": 1, "where": "image", "lock_sha256": release.lock_sha256, "image_id": release.image_id,
+        "schema": RUN_SCHEMA, "where": "image", "lock_sha256": release.lock_sha256, "image_id": release.image_id,
         "files_dir": FILES_DIR, "out": ws.out, "inputs": ws.inputs, "probe_file": PROBE_FILE, "probe_path": ws.probe,
         "input_files": {path.name: input_key(path) for path in config.inputs},
         "probe": {"argv": probe_argv(config, where), "timeout": PROBE_TIMEOUT},  # type: ignore[arg-type]
