@@ -20,6 +20,7 @@ from harness.image.wheelhouse import Target, fetch
 from harness.lock import Lock, read_lock
 from harness.report import ImageInfo, Report
 from harness.sides import ContainerSide, HostSide, RunResult, Side, run_in_image, run_steps
+from harness.settings import verified_settings
 
 if TYPE_CHECKING:
     from harness.reference import Reference
@@ -92,6 +93,7 @@ def compare_runs(config: Config, lock: Lock, image: ImageInfo, image_run: RunRes
         differences=tuple(differences),
         artifacts=artifacts,
         ignored_packages=tuple(sorted(config.compare.ignore_packages)),
+        settings=verified_settings(config),
     )
 
 

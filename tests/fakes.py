@@ -281,6 +281,24 @@ class FakeRegistry:
             self.tags[(repository, reference)] = _digest(body)
         return _digest(body)
 
+    def blob(self, repository: str, digest: str) -> bytes | None:
+        self.calls.append(("blob", repository, digest))
+        return self.blobs.get((repository, digest))
+
+    def referrers(self, repository: str, digest: str, artifact_type: str | None = None) -> list[dict[str, Any]] | None:
+        """The OCI 1.1 referrers API (the real docker-registry 2.8 has none: the tests there cover the tag scheme)."""
+        import json
+
+        self.calls.append(("referrers", repository, digest))
+        found = []
+        for (repo, manifest_digest), (body, media_type) in sorted(self.manifests.items()):
+            data = json.loads(body)
+            if repo == repository and (data.get("subject") or {}).get("digest") == digest:
+                if artifact_type is None or data.get("artifactType") == artifact_type:
+                    found.append({"mediaType": media_type, "digest": manifest_digest, "size": len(body),
+                                  "artifactType": data.get("artifactType")})
+        return found
+
     # For tests ----------------------------------------------------------------------------------
 
     def store_image(self, repository: str, tag: str, image_id: str) -> str:

@@ -1,7 +1,7 @@
 """`mlrepro`: a thin command line over the library.
 
 One module per command (`verify`, `image`: base-image / wheelhouse / build,
-`lock`, `demo`, `release`, `clean`), what they share in `options`. This
+`lock`, `demo`, `release`, `check` + `key`, `clean`, ...), what they share in `options`. This
 module only assembles the group; nothing imports it back.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from harness.cli.check import check_command, key_group
 from harness.cli.clean import clean_command
 from harness.cli.compare import compare_command
 from harness.cli.demo import demo_command
@@ -31,7 +32,7 @@ def main() -> None:
 
 for _command in (verify_command, base_image_command, wheelhouse_command, build_command, clean_command,
                  lock_command, demo_command, release_command, rebuild_check_command, init_command, compare_command,
-                 record_command, kubernetes_group):
+                 record_command, kubernetes_group, check_command, key_group):
     main.add_command(_command)
 
 __all__ = ["main"]

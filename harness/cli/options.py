@@ -116,6 +116,22 @@ config_option = click.option("--config", "config_path", type=click.Path(dir_okay
                              help="pyproject.toml (or its directory) holding [tool.mlrepro]; default: nearest one.")
 
 
+#: The private key that signs (the report with verify, the attestation with release); MLREPRO_SIGN_KEY when not given.
+sign_key_option = click.option("--sign-key", "sign_key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                               envvar="MLREPRO_SIGN_KEY", show_envvar=True, metavar="KEY.pem",
+                               help="PEM private key (ECDSA P-256 or Ed25519, mode 600) to sign with; "
+                                    "an encrypted key's password comes from MLREPRO_SIGN_KEY_PASSWORD.")
+
+
+def signer(path: Path | None):
+    """The loaded signing key, or None; refused (one line, exit 2) before any work when unusable."""
+    if path is None:
+        return None
+    from harness.attest.keys import load_signer
+
+    return load_signer(path)
+
+
 class Group(click.Group):
     """click, but a usage error is one `error: ` line and exit 2 like every other error."""
 
@@ -137,4 +153,5 @@ class Group(click.Group):
 
 
 
-__all__ = ["EXIT_DRIFT", "EXIT_ERROR", "EXIT_OK", "Group", "check_writable", "config_option", "err", "load", "out", "progress", "run", "write_atomic"]
+__all__ = ["EXIT_DRIFT", "EXIT_ERROR", "EXIT_OK", "Group", "check_writable", "config_option", "err", "load", "out", "progress", "run",
+           "sign_key_option", "signer", "write_atomic"]

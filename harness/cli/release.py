@@ -15,7 +15,7 @@ from typing import Iterator
 
 import click
 
-from harness.cli.options import config_option
+from harness.cli.options import config_option, sign_key_option
 from harness.release import AUTH_METHODS
 
 
@@ -35,29 +35,37 @@ from harness.release import AUTH_METHODS
 @click.option("--record", "record_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("out/release.json"), show_default=True,
               help="Where to write the release record (JSON); written only after the push is confirmed.")
 @click.option("--no-report-artifact", is_flag=True, help="Do not push the verification report beside the image (its sha256 is still recorded).")
+@sign_key_option
 def release_command(config_path: str | None, registry: str, repository: str, tag: str, image: str | None, report_path: Path,
-                    verify_first: bool, allow_dirty: bool, auth_method: str, record_path: Path, no_report_artifact: bool) -> None:
+                    verify_first: bool, allow_dirty: bool, auth_method: str, record_path: Path, no_report_artifact: bool,
+                    sign_key: Path | None) -> None:
     """Push the verified image to a registry by digest, under a tag that never moves.
 
     \b
     ACR:  mlrepro release --registry myreg.azurecr.io --repository ml/model --tag 1.4.0
     ECR:  mlrepro release --registry 123456789012.dkr.ecr.eu-west-1.amazonaws.com --repository model --tag 1.4.0
     any:  MLREPRO_REGISTRY_USERNAME=... MLREPRO_REGISTRY_PASSWORD=... mlrepro release --registry reg.example.com ...
+
+    \b
+    The report is trusted only when this run made it (--verify) or it is signed by --sign-key's key
+    ('mlrepro verify --json R --sign-key KEY.pem'). With --sign-key the release also attaches a CycloneDX
+    SBOM and a signed in-toto attestation beside the image; 'mlrepro check' verifies them before deploy.
     """
     from harness.cli.options import run
 
     run(lambda: _release(config_path, registry, repository, tag, image, report_path, verify_first, allow_dirty,
-                         auth_method, record_path, no_report_artifact))
+                         auth_method, record_path, no_report_artifact, sign_key))
 
 
 def _release(config_path, registry, repository, tag, image, report_path, verify_first, allow_dirty, auth_method,
-             record_path, no_report_artifact) -> int:
-    from harness.cli.options import load, out, progress
+             record_path, no_report_artifact, sign_key) -> int:
+    from harness.cli.options import load, out, progress, signer
     from harness.docker.engine import Engine
     from harness.errors import EXIT_OK
     from harness.release import ReleaseTarget, auth_for, release_project
 
     target = ReleaseTarget(registry, repository, tag)  # a bad name fails before any build or network
+    key = signer(sign_key)  # so does an unusable key
     config = load(config_path)
     engine = Engine.connect()
     provider = auth_for(registry, auth_method, docker_config=engine.registry_credentials)
@@ -65,12 +73,15 @@ def _release(config_path, registry, repository, tag, image, report_path, verify_
         record = release_project(
             config, target, image=image, report_path=report_path, verify_first=verify_first, engine=engine,
             progress=progress, auth=provider, allow_dirty=allow_dirty, record_path=record_path,
-            push_verification_report=not no_report_artifact, on_layer=on_layer,
+            push_verification_report=not no_report_artifact, on_layer=on_layer, signer=key,
         )
     if record.already_released:
         progress(f"already released: {target.ref} is this image; nothing pushed")
     if record.allow_dirty and record.git_dirty:
         progress("released from a dirty tree (--allow-dirty); the record says so")
+    if record.attestation:
+        progress(f"signed attestation {record.attestation['digest'][:19]} and SBOM {record.sbom['digest'][:19]} attached; "
+                 f"check before deploy: mlrepro check {record.reference} --key PUBLIC.pem")
     out.print(record.reference, markup=False, soft_wrap=True)
     return EXIT_OK
 

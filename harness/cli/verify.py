@@ -11,7 +11,19 @@ from pathlib import Path
 
 import click
 
-from harness.cli.options import EXIT_DRIFT, EXIT_OK, check_writable, config_option, load, out, progress, run, write_atomic
+from harness.cli.options import (
+    EXIT_DRIFT,
+    EXIT_OK,
+    check_writable,
+    config_option,
+    load,
+    out,
+    progress,
+    run,
+    sign_key_option,
+    signer,
+    write_atomic,
+)
 from harness.errors import EXIT_NON_DETERMINISTIC, MlreproError
 
 
@@ -28,11 +40,19 @@ from harness.errors import EXIT_NON_DETERMINISTIC, MlreproError
               help="Also write a short Markdown verdict (the table of differences) here, e.g. $GITHUB_STEP_SUMMARY.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the report as one self-contained HTML page here (plots of what moved; no network needed to view it).")
+@sign_key_option
 def verify_command(config_path: str | None, json_path: str | None, host_mode: str | None, against_path: Path | None,
-                   repeat: int | None, repeat_image: bool | None, summary_path: str | None, html_path: str | None) -> None:
-    """Build the image, run the configured steps in it and on the host, compare everything."""
+                   repeat: int | None, repeat_image: bool | None, summary_path: str | None, html_path: str | None,
+                   sign_key: Path | None) -> None:
+    """Build the image, run the configured steps in it and on the host, compare everything.
+
+    With --sign-key, the JSON report is signed (a DSSE envelope written beside it as <json>.dsse):
+    what 'mlrepro release' needs to trust a report it did not produce itself.
+    """
     if against_path is not None and (repeat is not None or repeat_image):
         raise click.UsageError("--repeat runs the host side again, --against runs no host side; drop one of them")
+    if sign_key is not None and not json_path:
+        raise click.UsageError("--sign-key signs the JSON report: give --json PATH too")
 
     def body() -> int:
         import dataclasses
@@ -57,6 +77,7 @@ def verify_command(config_path: str | None, json_path: str | None, host_mode: st
 
             against = load_reference(against_path)
             against.require_lock(lock.sha256, source=str(against_path), lock_name=str(config.lock.name))
+        key = signer(sign_key)  # an unusable key fails before the engine is asked for anything
         for path in (json_path, summary_path, html_path):
             if path:
                 check_writable(Path(path))
@@ -66,8 +87,13 @@ def verify_command(config_path: str | None, json_path: str | None, host_mode: st
         # a file that cannot be written (a full disk) still lets the verdict be shown before the error.
         try:
             if json_path:
-                write_atomic(Path(json_path), report.to_json())
+                text = report.to_json()
+                write_atomic(Path(json_path), text)
                 progress(f"JSON report written to {json_path}")
+                if key is not None:
+                    from harness.attest.reports import write_signature
+
+                    progress(f"report signed by {key.keyid[:19]}...: {write_signature(Path(json_path), text.encode(), key)}")
             if summary_path:
                 from harness.report.markdown import markdown
 

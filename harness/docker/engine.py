@@ -362,22 +362,28 @@ class Engine:
         return True
 
     def registry_credentials(self, registry: str) -> tuple[str, str] | None:
-        """(user, password) the user's docker config holds for `registry` (credential helpers included), or None.
+        """(user, password) the user's docker config holds for `registry` (see `docker_config_credentials`)."""
+        return docker_config_credentials(registry)
 
-        An identity token comes back as ("<token>", token), docker's own convention.
-        """
-        import docker.auth
 
-        try:
-            found = docker.auth.load_config().resolve_authconfig(registry)
-        except docker.errors.DockerException:
-            return None
-        if not found:
-            return None
-        if found.get("IdentityToken"):
-            return ("<token>", found["IdentityToken"])
-        user, password = found.get("Username") or found.get("username"), found.get("Password") or found.get("password")
-        return (user, password) if user and password else None
+def docker_config_credentials(registry: str) -> tuple[str, str] | None:
+    """(user, password) the user's docker config holds for `registry` (credential helpers included), or None.
+
+    No engine is asked: `mlrepro check` reads credentials this way on a machine without Docker.
+    An identity token comes back as ("<token>", token), docker's own convention.
+    """
+    import docker.auth
+
+    try:
+        found = docker.auth.load_config().resolve_authconfig(registry)
+    except docker.errors.DockerException:
+        return None
+    if not found:
+        return None
+    if found.get("IdentityToken"):
+        return ("<token>", found["IdentityToken"])
+    user, password = found.get("Username") or found.get("username"), found.get("Password") or found.get("password")
+    return (user, password) if user and password else None
 
 
 def _build_failure(log: list[str], engine_message: str) -> str:

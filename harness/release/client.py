@@ -19,7 +19,7 @@ from typing import Any, Mapping, Protocol
 
 import requests
 
-from harness.release.errors import RegistryAuthError, RegistryError, RegistryUnreachable
+from harness.release.errors import BlobAltered, RegistryAuthError, RegistryError, RegistryUnreachable
 from harness.release.manifest import ACCEPT, Manifest, parse_manifest
 from harness.release.secrets import ACR_TOKEN_USER, DOCKER_TOKEN_USER, Credentials, redact
 
@@ -38,6 +38,10 @@ class RegistryAPI(Protocol):
     def upload_blob(self, repository: str, data: bytes, media_type: str) -> dict[str, Any]: ...
 
     def put_manifest(self, repository: str, reference: str, body: bytes, media_type: str) -> str: ...
+
+    def blob(self, repository: str, digest: str) -> bytes | None: ...
+
+    def referrers(self, repository: str, digest: str, artifact_type: str | None = None) -> list[dict[str, Any]] | None: ...
 
 
 def base_url(registry: str) -> str:
@@ -185,6 +189,34 @@ class RegistryClient:
             return digest
         found = self.manifest(repository, reference)  # some registries omit the header on HEAD
         return found.digest if found else None
+
+    def blob(self, repository: str, digest: str) -> bytes | None:
+        """The blob's bytes (None when absent); RegistryError when they do not hash to `digest`."""
+        response = self.request("GET", f"/v2/{repository}/blobs/{digest}", scope=f"repository:{repository}:pull")
+        if response.status_code == 404:
+            return None
+        self._expect(response, 200, f"read the blob {repository}@{digest}")
+        found = "sha256:" + hashlib.sha256(response.content).hexdigest()
+        if found != digest:
+            raise BlobAltered(f"{self.registry} served {repository}@{digest} as bytes that hash to {found}: the blob was altered in the registry; do not trust it")
+        return response.content
+
+    def referrers(self, repository: str, digest: str, artifact_type: str | None = None) -> list[dict[str, Any]] | None:
+        """The OCI 1.1 referrers of `digest` (descriptors), or None when the registry has no referrers API."""
+        query = f"?artifactType={artifact_type}" if artifact_type else ""
+        response = self.request("GET", f"/v2/{repository}/referrers/{digest}{query}", scope=f"repository:{repository}:pull",
+                                headers={"Accept": "application/vnd.oci.image.index.v1+json"})
+        if response.status_code in (404, 405, 400):  # distribution 2.x and others without the API
+            return None
+        self._expect(response, 200, f"list the referrers of {repository}@{digest}")
+        try:
+            manifests = response.json().get("manifests")
+        except (ValueError, AttributeError):
+            return None
+        if not isinstance(manifests, list):
+            return None
+        found = [m for m in manifests if isinstance(m, dict)]
+        return [m for m in found if not artifact_type or m.get("artifactType") == artifact_type]
 
     def blob_exists(self, repository: str, digest: str) -> bool:
         response = self.request("HEAD", f"/v2/{repository}/blobs/{digest}", scope=f"repository:{repository}:pull")

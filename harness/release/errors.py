@@ -6,6 +6,7 @@ Tree::
     ├── RegistryError            the registry refused or failed a request
     │   ├── RegistryUnreachable  nothing answers at the registry's address
     │   ├── RegistryAuthError    the credentials were rejected or could not be obtained
+    │   ├── BlobAltered          a blob's bytes do not hash to its digest (altered in storage)
     │   └── PushError            the engine reported a failed push inside its 200 stream
     └── ReleaseRefused           the release policy said no before anything was pushed
         └── TagCollision         the remote tag already names another image
@@ -31,6 +32,10 @@ class RegistryError(MlreproError):
 
 class RegistryUnreachable(RegistryError):
     """Nothing answers at the registry's address: check the host name, the network, or start the registry."""
+
+
+class BlobAltered(RegistryError):
+    """The registry served a blob whose bytes do not hash to its digest: it was altered where it is stored; trust nothing in it."""
 
 
 class RegistryAuthError(RegistryError):
@@ -67,5 +72,5 @@ class TagCollision(ReleaseRefused):
         ])
 
 
-__all__ = ["PushError", "RegistryAuthError", "RegistryError", "RegistryUnreachable", "ReleaseRefused", "TagCollision",
+__all__ = ["BlobAltered", "PushError", "RegistryAuthError", "RegistryError", "RegistryUnreachable", "ReleaseRefused", "TagCollision",
            "from_stream_error"]

@@ -16,6 +16,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
+from harness.compare import DEFAULT_IGNORED_PACKAGES, normalize_name
 from harness.errors import MlreproError
 from harness.git import GitState
 from harness.release.errors import TagCollision
@@ -82,11 +83,19 @@ class ReleaseRecord:
     credentials_source: str
     released_at: str
     schema: int = RECORD_SCHEMA
+    #: How the report was trusted: "verified-here" (release --verify) or "signed:<keyid>" (a signed report).
+    report_trust: str | None = None
+    #: {"tag", "digest", "keyid"} of the signed attestation pushed beside the image (release --sign-key), else None.
+    attestation: Mapping[str, str] | None = None
+    #: {"tag", "digest", "sha256"} of the CycloneDX SBOM pushed beside the image (release --sign-key), else None.
+    sbom: Mapping[str, str] | None = None
 
     def to_json(self) -> str:
         data = asdict(self)
         data["provenance"] = dict(self.provenance)
-        data["verification_artifact"] = dict(self.verification_artifact) if self.verification_artifact else None
+        for name in ("verification_artifact", "attestation", "sbom"):
+            value = getattr(self, name)
+            data[name] = dict(value) if value else None
         return json.dumps(data, sort_keys=True, indent=2) + "\n"
 
     @classmethod
@@ -101,12 +110,23 @@ class ReleaseRecord:
 
 
 def release_refusals(*, image_id: str, labels: Mapping[str, str], report: Report | None, report_problem: str | None,
-                     report_path: str, git: GitState, allow_dirty: bool) -> tuple[str, ...]:
-    """Every reason not to release this image (empty: go ahead). Pure."""
+                     report_path: str, git: GitState, allow_dirty: bool, settings: Mapping[str, Any] | None = None,
+                     lock_sha256: str | None = None, lock_versions: Mapping[str, str] | None = None,
+                     lock_name: str = "the lock") -> tuple[str, ...]:
+    """Every reason not to release this image (empty: go ahead). Pure.
+
+    With today's project facts (a library caller releasing a bare image may
+    have none): `settings` (`harness.settings.verified_settings` now) must be
+    what the report verified, `lock_sha256` the lock it verified, and every
+    distribution the report saw in the image must be pinned by `lock_versions`
+    at that version (the SBOM's rule: only installer tooling and the project's
+    own distribution are exempt, whatever `compare.ignore_packages` hid).
+    """
     reasons: list[str] = []
     if report is None:
-        reasons.append(f"{report_problem or f'no verification report at {report_path}'}; "
-                       f"run 'mlrepro verify --json {report_path}' (or release with --verify)")
+        problem = report_problem or f"no verification report at {report_path}"
+        hint = "" if "--verify" in problem else f"; run 'mlrepro verify --json {report_path} --sign-key KEY.pem' (or release with --verify)"
+        reasons.append(problem + hint)
     else:
         if report.image.image_id != image_id:
             reasons.append(
@@ -118,6 +138,7 @@ def release_refusals(*, image_id: str, labels: Mapping[str, str], report: Report
         lock_label = labels.get(LABEL_LOCK)
         if lock_label and lock_label != "unknown" and lock_label != report.lock_sha256:
             reasons.append(f"the image's label {LABEL_LOCK}={lock_label} differs from the report's lock_sha256={report.lock_sha256}; verify this image again")
+        reasons += _project_refusals(report, report_path, settings, lock_sha256, lock_versions, lock_name)
     if not allow_dirty:
         if git.revision is None:
             reasons.append("the source is not a git repository (or git is missing), so the release cannot name a revision; commit it to git or pass --allow-dirty (recorded)")
@@ -133,6 +154,30 @@ def release_refusals(*, image_id: str, labels: Mapping[str, str], report: Report
     return tuple(reasons)
 
 
+def _project_refusals(report: Report, report_path: str, settings: Mapping[str, Any] | None, lock_sha256: str | None,
+                      lock_versions: Mapping[str, str] | None, lock_name: str) -> list[str]:
+    from harness.attest.sbom import lock_mismatches  # pure; here so that the policy's import stays light
+    from harness.settings import settings_changes, settings_sha256
+
+    reasons = []
+    if settings is not None:
+        if report.settings is None:
+            reasons.append(f"the verification report {report_path} does not record the settings it verified (an older mlrepro wrote it); verify again (--verify)")
+        elif settings_sha256(report.settings) != settings_sha256(settings):
+            changed = ", ".join(settings_changes(report.settings, settings)) or "schema"
+            reasons.append(f"the configuration changed since {report_path} was verified ({changed} differ from what was verified); verify again (--verify)")
+    if lock_sha256 is not None and lock_sha256 != report.lock_sha256:
+        reasons.append(f"{lock_name} changed since verification (sha256 {lock_sha256[:12]}, the report verified {report.lock_sha256[:12]}); verify again (--verify)")
+    if lock_versions is not None:
+        packages = report.environments.get("image", {}).get("packages", {})
+        exempt = set(DEFAULT_IGNORED_PACKAGES) | {normalize_name(report.project)}
+        mismatches = lock_mismatches(packages, lock_versions, exempt=exempt)
+        if mismatches:
+            shown = "; ".join(mismatches[:5]) + (f" (+{len(mismatches) - 5} more)" if len(mismatches) > 5 else "")
+            reasons.append(f"the image's SBOM does not match {lock_name}: {shown}; pin it in the lock or remove it from the image, then verify again")
+    return reasons
+
+
 def decide_tag(target: ReleaseTarget, image_id: str, remote: Manifest | None) -> str:
     """'push' (tag free) or 'already-released' (tag names this image); TagCollision otherwise. Pure.
 
@@ -146,30 +191,53 @@ def decide_tag(target: ReleaseTarget, image_id: str, remote: Manifest | None) ->
     return "already-released"
 
 
+#: The referrers a release attaches to the image, by tag suffix (cosign's fallback scheme for registries
+#: without the OCI 1.1 referrers API): the report, the signed attestation, the SBOM.
+REFERRER_SUFFIXES = ("verification", "att", "sbom")
+
+
+def referrer_tag(image_digest: str, suffix: str) -> str:
+    """The tag of an artifact about `image_digest`: sha256-<hex>.<suffix>, named by the digest so a tag move cannot orphan it."""
+    if suffix not in REFERRER_SUFFIXES:
+        raise ValueError(f"referrer suffix {suffix!r}: expected one of {REFERRER_SUFFIXES}")
+    return image_digest.replace(":", "-") + "." + suffix
+
+
 def verification_tag(image_digest: str) -> str:
-    """The tag of the report artifact: named by the image's digest (cosign's convention), so a tag move cannot orphan it."""
-    return image_digest.replace(":", "-") + ".verification"
+    """The tag of the report artifact (`referrer_tag(..., "verification")`)."""
+    return referrer_tag(image_digest, "verification")
 
 
-def verification_manifest(report_bytes: bytes, subject: Mapping[str, Any]) -> tuple[bytes, bytes]:
-    """Pure: (manifest bytes, config bytes) of the OCI artifact holding the report; the same inputs give the same digest."""
+def artifact_manifest(blob: bytes, subject: Mapping[str, Any], *, media_type: str, artifact_type: str, title: str,
+                      annotations: Mapping[str, str] | None = None) -> tuple[bytes, bytes]:
+    """Pure: (manifest bytes, config bytes) of an OCI artifact holding one blob about `subject`.
+
+    The OCI 1.1 artifact form (empty config, `artifactType`, `subject`), so a
+    registry with the referrers API lists it under the image; the same inputs
+    give the same digest.
+    """
     config = b"{}"
-    report_sha = hashlib.sha256(report_bytes).hexdigest()
     manifest = {
         "schemaVersion": 2,
         "mediaType": MEDIA_OCI_MANIFEST,
-        "artifactType": MEDIA_VERIFICATION_REPORT,
+        "artifactType": artifact_type,
         "config": {"mediaType": MEDIA_OCI_EMPTY, "digest": "sha256:" + hashlib.sha256(config).hexdigest(), "size": len(config)},
         "layers": [{
-            "mediaType": MEDIA_VERIFICATION_REPORT,
-            "digest": "sha256:" + report_sha,
-            "size": len(report_bytes),
-            "annotations": {"org.opencontainers.image.title": "report.json"},
+            "mediaType": media_type,
+            "digest": "sha256:" + hashlib.sha256(blob).hexdigest(),
+            "size": len(blob),
+            "annotations": {"org.opencontainers.image.title": title},
         }],
         "subject": {"mediaType": subject["mediaType"], "digest": subject["digest"], "size": subject["size"]},
-        "annotations": {"io.mlrepro.report-sha256": report_sha},
+        **({"annotations": dict(annotations)} if annotations else {}),
     }
     return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode(), config
+
+
+def verification_manifest(report_bytes: bytes, subject: Mapping[str, Any]) -> tuple[bytes, bytes]:
+    """Pure: the OCI artifact holding the report (`artifact_manifest` with the report's media type)."""
+    return artifact_manifest(report_bytes, subject, media_type=MEDIA_VERIFICATION_REPORT, artifact_type=MEDIA_VERIFICATION_REPORT,
+                             title="report.json", annotations={"io.mlrepro.report-sha256": hashlib.sha256(report_bytes).hexdigest()})
 
 
 def provenance(labels: Mapping[str, str]) -> dict[str, str]:
@@ -177,5 +245,6 @@ def provenance(labels: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in sorted(labels.items()) if k.startswith(PROVENANCE_PREFIXES)}
 
 
-__all__ = ["LABEL_LOCK", "LABEL_REVISION", "PROVENANCE_PREFIXES", "RECORD_SCHEMA", "GitState", "ReleaseRecord", "ReleaseTarget",
-           "decide_tag", "provenance", "release_refusals", "verification_manifest", "verification_tag"]
+__all__ = ["LABEL_LOCK", "LABEL_REVISION", "PROVENANCE_PREFIXES", "RECORD_SCHEMA", "REFERRER_SUFFIXES", "GitState", "ReleaseRecord",
+           "ReleaseTarget", "artifact_manifest", "decide_tag", "provenance", "referrer_tag", "release_refusals",
+           "verification_manifest", "verification_tag"]

@@ -2,9 +2,15 @@
 
 `release()` refuses (ReleaseRefused, nothing contacted) unless
 
-- a passing verification report exists for exactly this image ID (the report
-  `mlrepro verify --json` wrote; `release_project(verify_first=True)` runs the
-  verification first and writes it),
+- a passing verification report exists for exactly this image ID, and it is
+  trusted: either this process produced it (`release_project(verify_first=True)`
+  passes its bytes as `verified_report`), or it carries a valid signature by
+  the configured key (`report_key`, or the public half of `signer`: the
+  `R.dsse` envelope `mlrepro verify --json R --sign-key KEY` writes). A loose
+  report file is refused: anyone who can write it could mark any image verified;
+- given the project's facts (`settings`, `lock`; `release_project` always
+  passes them), the report verified today's settings and lock, and every
+  distribution it saw in the image is pinned by the lock (the SBOM's rule);
 - the git tree is clean and the image was built from its HEAD
   (`allow_dirty=True` overrides both, and the record says so);
 
@@ -12,8 +18,10 @@ then it refuses (TagCollision) when the remote tag already names a different
 image, does nothing when it already names this one (re-release is a no-op), and
 otherwise tags and pushes through the engine (every stream line scanned), and
 confirms through the registry's own API that the digest exists, that its config
-is this image ID, and that the tag points to it. Only then is the
-`ReleaseRecord` written: a push that fails at any point leaves no record.
+is this image ID, and that the tag points to it. Only then are the report, and
+with a `signer` the CycloneDX SBOM and the DSSE-signed in-toto attestation
+(covering the report and the SBOM by sha256), attached beside the image, and
+the `ReleaseRecord` written: a push that fails at any point leaves no record.
 
 Provenance: the image keeps the OCI labels set at build time (source, revision,
 created, lock sha256). The verification report cannot be a label: labels are
@@ -21,7 +29,9 @@ part of the image config, so adding one after verification would change the
 image ID and push bytes that were never verified. The report is instead pushed
 beside the image as a small OCI artifact (tag `sha256-<hex>.verification`,
 `subject` = the image manifest, so registries with the OCI 1.1 referrers API
-list it under the image), and its sha256 is in the release record.
+list it under the image), and its sha256 is in the release record. The SBOM
+(`.sbom`) and the attestation (`.att`) are attached the same way; `mlrepro
+check` (`harness.attest.check`) is what a deployment runs against them.
 
 The decisions are pure (`harness.release.policy`); this module only sequences
 them with the engine (`harness.docker.Engine`, or `tests.fakes.FakeEngine`)
@@ -33,8 +43,9 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
+from harness.errors import MlreproError
 from harness.files import write_atomic
 from harness.git import state as git_state
 from harness.release.auth import AuthProvider, auth_for
@@ -45,11 +56,12 @@ from harness.release.policy import (
     LABEL_REVISION,
     ReleaseRecord,
     ReleaseTarget,
+    artifact_manifest,
     decide_tag,
     provenance,
+    referrer_tag,
     release_refusals,
     verification_manifest,
-    verification_tag,
 )
 from harness.release.secrets import Credentials, Redactor
 from harness.report import Report
@@ -98,6 +110,11 @@ def release(
     on_layer: Callable[[Any], None] = lambda event: None,
     clock: Callable[[], str] = _now,
     registry_client: Callable[[str, Credentials | None], RegistryAPI] = RegistryClient,
+    verified_report: bytes | None = None,
+    signer=None,  # harness.attest.keys.Signer: signs the attestation; its public half also verifies the report
+    report_key=None,  # harness.attest.keys.Verifier: verifies the report's signature (default: signer's public half)
+    settings: Mapping[str, Any] | None = None,
+    lock=None,  # harness.lock.Lock: today's lock
 ) -> ReleaseRecord:
     """Release the local image `image` (tag or ID) as `target`; see the module docstring for the rules.
 
@@ -109,11 +126,16 @@ def release(
     image_id = engine.image_id(image)
     if image_id is None:
         raise ReleaseRefused([f"no local image {image} on the engine; build and verify it first ('mlrepro verify --json {report_path}')"])
-    labels = dict((engine.image_attrs(image_id).get("Config") or {}).get("Labels") or {})
-    report_bytes, report, problem = read_report(report_path)
+    attrs = engine.image_attrs(image_id)
+    labels = dict((attrs.get("Config") or {}).get("Labels") or {})
+    report_key = report_key or (signer.verifier() if signer is not None else None)
+    report_bytes, report, problem, trust = _trusted(report_path, verified_report, report_key)
     git = git_state(root)
     reasons = release_refusals(image_id=image_id, labels=labels, report=report, report_problem=problem,
-                               report_path=str(report_path), git=git, allow_dirty=allow_dirty)
+                               report_path=str(report_path), git=git, allow_dirty=allow_dirty, settings=settings,
+                               lock_sha256=lock.sha256 if lock is not None else None,
+                               lock_versions=lock.versions if lock is not None else None,
+                               lock_name=Path(lock.path).name if lock is not None else "the lock")
     if reasons:
         raise ReleaseRefused(reasons)
     assert report is not None and report_bytes is not None
@@ -138,6 +160,9 @@ def release(
     artifact = None
     if push_verification_report:
         artifact = _push_report(client, target, pushed, report_bytes, progress)
+    sbom = attestation = None
+    if signer is not None:
+        sbom, attestation = _attest(client, target, pushed, image_id, attrs, report, report_bytes, signer, progress)
 
     record = ReleaseRecord(
         registry=target.registry, repository=target.repository, tag=target.tag, digest=digest,
@@ -147,11 +172,29 @@ def release(
         image_revision=labels.get(LABEL_REVISION), provenance=provenance(labels), verification_artifact=artifact,
         already_released=decision == "already-released",
         credentials_source=credentials.source if credentials else "anonymous", released_at=clock(),
+        report_trust=trust, attestation=attestation, sbom=sbom,
     )
     if record_path is not None:
         write_record(Path(record_path), record)
         progress(f"release record written to {record_path}")
     return record
+
+
+def _trusted(report_path: Path, verified_report: bytes | None, key) -> tuple[bytes | None, Report | None, str | None, str | None]:
+    """(bytes, Report, problem, trust): the report a release may rely on (see the module docstring), or why none."""
+    if verified_report is not None:
+        data, trust = verified_report, "verified-here"
+    else:
+        from harness.attest.reports import trusted_report
+
+        data, problem = trusted_report(report_path, key)
+        if data is None:
+            return None, None, problem, None
+        trust = f"signed:{key.keyid}"
+    try:
+        return data, Report.from_json(data.decode("utf-8")), None, trust
+    except (ValueError, UnicodeDecodeError) as exc:
+        return data, None, f"{report_path} is not a verification report ({str(exc)[:200]})", None
 
 
 def _push(engine, target: ReleaseTarget, image_id: str, auth_config, secrets, progress, on_layer) -> str:
@@ -183,23 +226,83 @@ def _confirm(client: RegistryAPI, target: ReleaseTarget, image_id: str, digest: 
 
 
 def _push_report(client: RegistryAPI, target: ReleaseTarget, image: Manifest, report_bytes: bytes, progress) -> dict[str, str]:
-    tag = verification_tag(image.digest)
     body, config = verification_manifest(report_bytes, image.descriptor())
+    return _push_artifact(client, target, image, "verification", body, config, report_bytes, MEDIA_VERIFICATION_REPORT,
+                          "verification report", progress)
+
+
+def _push_artifact(client: RegistryAPI, target: ReleaseTarget, image: Manifest, suffix: str, body: bytes, config: bytes,
+                   blob: bytes, media_type: str, what: str, progress, same: Callable[[bytes], bool] | None = None) -> dict[str, str]:
+    """Attach one artifact beside the image under its fallback tag; never replace a different one.
+
+    `same(existing_blob)` decides whether an artifact already there with other
+    bytes says the same thing (an ECDSA signature differs on every signing).
+    """
+    tag = referrer_tag(image.digest, suffix)
     expected = "sha256:" + hashlib.sha256(body).hexdigest()
-    existing = client.manifest_digest(target.repository, tag)
-    if existing == expected:
-        progress(f"verification report already beside the image ({target.repository}:{tag})")
-        return {"tag": tag, "digest": expected}
+    existing = client.manifest(target.repository, tag)
+    if existing is not None and (existing.digest == expected or (same is not None and same(_first_layer(client, target, existing)))):
+        progress(f"{what} already beside the image ({target.repository}:{tag})")
+        return {"tag": tag, "digest": existing.digest}
     if existing is not None:
         raise ReleaseRefused([
-            f"{target.registry}/{target.repository}:{tag} already holds a different verification report ({existing}) for this image; "
-            "it is never replaced: release with the report that was released first"
+            f"{target.registry}/{target.repository}:{tag} already holds a different {what} ({existing.digest}) for this image; "
+            f"it is never replaced: release with the {what} that was released first"
         ])
     client.upload_blob(target.repository, config, MEDIA_OCI_EMPTY)
-    client.upload_blob(target.repository, report_bytes, MEDIA_VERIFICATION_REPORT)
+    client.upload_blob(target.repository, blob, media_type)
     digest = client.put_manifest(target.repository, tag, body, MEDIA_OCI_MANIFEST)
-    progress(f"verification report pushed beside the image as {target.repository}:{tag} ({digest[:19]})")
+    progress(f"{what} pushed beside the image as {target.repository}:{tag} ({digest[:19]})")
     return {"tag": tag, "digest": digest}
+
+
+def _first_layer(client: RegistryAPI, target: ReleaseTarget, manifest: Manifest) -> bytes:
+    import json
+
+    try:
+        layers = json.loads(manifest.body).get("layers") or []
+        return client.blob(target.repository, layers[0]["digest"]) or b""
+    except (ValueError, AttributeError, IndexError, KeyError, TypeError):
+        return b""
+
+
+def _attest(client: RegistryAPI, target: ReleaseTarget, image: Manifest, image_id: str, attrs: Mapping[str, Any], report: Report,
+            report_bytes: bytes, signer, progress) -> tuple[dict[str, str], dict[str, str]]:
+    """The SBOM, then the signed attestation covering it and the report, beside the confirmed image."""
+    from harness import __version__
+    from harness.attest.check import MEDIA_ATTESTATION
+    from harness.attest.dsse import MEDIA_DSSE, PAYLOAD_IN_TOTO, Envelope, sign_envelope, verify_envelope
+    from harness.attest.sbom import MEDIA_CYCLONEDX, image_sbom, validate_sbom
+    from harness.attest.statement import statement_bytes, verification_statement
+
+    name = f"{target.registry}/{target.repository}"
+    packages = report.environments.get("image", {}).get("packages", {})
+    sbom_bytes = image_sbom(packages, image_name=name, image_id=image_id, image_digest=image.digest, tool_version=__version__)
+    validate_sbom(sbom_bytes)
+    body, config = artifact_manifest(sbom_bytes, image.descriptor(), media_type=MEDIA_CYCLONEDX, artifact_type=MEDIA_CYCLONEDX,
+                                     title="sbom.cdx.json")
+    sbom = {**_push_artifact(client, target, image, "sbom", body, config, sbom_bytes, MEDIA_CYCLONEDX, "SBOM", progress),
+            "sha256": hashlib.sha256(sbom_bytes).hexdigest()}
+
+    platform = f"{attrs.get('Os') or 'linux'}/{attrs.get('Architecture') or 'unknown'}" + (f"/{attrs['Variant']}" if attrs.get("Variant") else "")
+    statement = statement_bytes(verification_statement(
+        subjects=[(name, image.digest)], report=report, report_sha256=hashlib.sha256(report_bytes).hexdigest(),
+        sbom_sha256=sbom["sha256"], tool_version=__version__, platforms=[platform]))
+    envelope = sign_envelope(PAYLOAD_IN_TOTO, statement, signer).to_json()
+    verifier = signer.verifier()
+
+    def same(existing: bytes) -> bool:  # the same statement, validly signed by this key
+        try:
+            found = Envelope.from_json(existing)
+            return verify_envelope(found, verifier) == statement
+        except (ValueError, MlreproError):
+            return False
+
+    body, config = artifact_manifest(envelope, image.descriptor(), media_type=MEDIA_DSSE, artifact_type=MEDIA_ATTESTATION,
+                                     title="attestation.dsse.json", annotations={"io.mlrepro.keyid": signer.keyid})
+    attestation = {**_push_artifact(client, target, image, "att", body, config, envelope, MEDIA_DSSE, "signed attestation", progress,
+                                    same=same), "keyid": signer.keyid}
+    return sbom, attestation
 
 
 def release_project(config, target: ReleaseTarget, *, image: str | None = None, report_path: Path = Path("out/report.json"),
@@ -213,18 +316,30 @@ def release_project(config, target: ReleaseTarget, *, image: str | None = None, 
     when it finds drift. `options` go to `release()`.
     """
     from harness.docker.engine import Engine
+    from harness.lock import read_lock
+    from harness.settings import verified_settings
     from harness.verify import prepare, verify
 
     engine = engine or Engine.connect()
     report_path = Path(report_path)
     if verify_first:
         report = verify(config, engine=engine, progress=progress)
-        write_atomic(report_path, report.to_json())
+        text = report.to_json()
+        write_atomic(report_path, text)
+        if options.get("signer") is not None:
+            from harness.attest.reports import write_signature
+
+            write_signature(report_path, text.encode(), options["signer"])
         progress(f"verification report written to {report_path} ({'reproducible' if report.reproducible else 'DRIFT'})")
+        options["verified_report"] = text.encode()  # trusted: made here, not read back from a file someone could edit
         image = image or report.image.tag
     elif image is None:
         _, info = prepare(config, engine, progress=progress)
         image = info.tag
+    if "settings" not in options:
+        options["settings"] = verified_settings(config)
+    if "lock" not in options:
+        options["lock"] = read_lock(config.lock)
     return release(target, image=image, report_path=report_path, root=config.root, engine=engine, progress=progress, **options)
 
 

@@ -105,6 +105,9 @@ class Report:
     reference_sha256: str | None = field(default=None, kw_only=True)
     #: Self-consistency of each repeated side (empty: no side was repeated; older reports load so).
     consistency: tuple[SideConsistency, ...] = field(default=(), kw_only=True)
+    #: The resolved settings this verification ran with (`harness.settings.verified_settings`);
+    #: None in reports written before they were recorded (a release then asks for a new verification).
+    settings: Mapping[str, Any] | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "consistency", tuple(self.consistency))
@@ -113,6 +116,8 @@ class Report:
         object.__setattr__(self, "differences", tuple(self.differences))
         object.__setattr__(self, "artifacts", tuple(self.artifacts))
         object.__setattr__(self, "ignored_packages", _ignore_set(self.ignored_packages))
+        if self.settings is not None:
+            object.__setattr__(self, "settings", plain(self.settings))
 
     @property
     def drift(self) -> tuple[Difference, ...]:
@@ -212,6 +217,7 @@ class Report:
             **({"reference_sha256": self.reference_sha256} if self.reference_sha256 else {}),
             # Only when a side was repeated (`verify --repeat N`), for the same reason.
             **({"consistency": [c.to_dict() for c in self.consistency]} if self.consistency else {}),
+            **({"settings": self.settings} if self.settings is not None else {}),
             # Derived, written for auditors reading the file; from_json recomputes them.
             "reproducible": self.reproducible,
             "verdict": self.verdict(),
@@ -242,6 +248,7 @@ class Report:
                 ignored_packages=tuple(ignored),
                 reference_sha256=data.get("reference_sha256"),
                 consistency=tuple(SideConsistency.from_dict(c) for c in data.get("consistency", [])),
+                settings=data.get("settings"),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"report: expected the fields of schema {SCHEMA}, found a problem: {exc!r}") from None

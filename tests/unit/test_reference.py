@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import importlib.metadata
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -221,6 +222,8 @@ def fake_project(tmp_path: Path):
 def against_fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     config = fake_project(tmp_path)
     lock = read_lock(config.lock)
+    for name in [n for n in os.environ if n.startswith(("OMP_", "OPENBLAS_", "MKL_", "BLIS_", "NUMEXPR_"))]:
+        monkeypatch.delenv(name)  # the recorded run and the fake image side must compute under the same (empty) settings
     monkeypatch.setattr(harness.verify, "prepare", lambda config, engine, **kw: (lock, IMAGE))
     run = run_on_host(config, sys.executable, progress=lambda m: None)
     recorded = from_run(run, where="host", lock_sha256=lock.sha256, image_id=None, artifact_paths=("result.txt",))

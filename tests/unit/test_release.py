@@ -18,7 +18,6 @@ import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -538,8 +537,30 @@ def fake() -> FakeEngine:
     return engine
 
 
-def write_report(path: Path, image_id: str, **kwargs) -> Path:
-    path.write_text(report_for(image_id, **kwargs).to_json())
+@pytest.fixture(scope="module")
+def signing_key(tmp_path_factory):
+    """The releaser's key: reports are trusted only when signed by it (or verified in the same process)."""
+    from harness.attest.keys import generate_key
+
+    return generate_key(tmp_path_factory.mktemp("keys") / "release.pem")
+
+
+SIGNER = None  # set by the autouse fixture below, for the helpers
+
+
+@pytest.fixture(autouse=True)
+def _signer(signing_key, monkeypatch):
+    monkeypatch.setitem(globals(), "SIGNER", signing_key)
+
+
+def write_report(path: Path, image_id: str, *, sign: bool = True, **kwargs) -> Path:
+    """A report for `image_id`, signed by the test key (`sign=False`: a loose file)."""
+    from harness.attest.reports import write_signature
+
+    text = report_for(image_id, **kwargs).to_json()
+    path.write_text(text)
+    if sign:
+        write_signature(path, text.encode(), SIGNER)
     return path
 
 
@@ -549,6 +570,7 @@ def fake_release(engine: FakeEngine, tree: Path, tmp_path: Path, *, image_id: st
     if not report.exists():
         write_report(report, image_id or engine.local_id)
     options.setdefault("auth", StaticAuth(CREDENTIALS))
+    options.setdefault("report_key", SIGNER.verifier())
     return release(ReleaseTarget(HOST, "ml/model", tag), image="mlrepro/p:0123", report_path=report, root=tree, engine=engine,
                    record_path=tmp_path / record, registry_client=engine.registry.client, clock=lambda: "2026-01-01T00:00:00Z",
                    **options)
@@ -573,8 +595,9 @@ def test_fake_a_passing_report_is_released_confirmed_and_recorded(fake, tree, tm
     ref = f"{HOST}/ml/model:1.4.0"
     assert fake.image_calls == [("tag", ref), ("push", ref), ("untag", ref)]
     assert fake.image_id(ref) is None and fake.image_id("mlrepro/p:0123") == fake.local_id
-    assert requests_made == ["manifest", "push", "manifest", "manifest_digest", "manifest_digest", "upload_blob", "upload_blob",
+    assert requests_made == ["manifest", "push", "manifest", "manifest_digest", "manifest", "upload_blob", "upload_blob",
                              "put_manifest"]
+    assert record.report_trust == f"signed:{SIGNER.keyid}" and (record.attestation, record.sbom) == (None, None)  # no signer given
     artifact = registry.manifest("ml/model", verification_tag(record.digest))
     assert artifact.digest == record.verification_artifact["digest"]
     assert json.loads(artifact.body)["subject"]["digest"] == record.digest
@@ -655,7 +678,8 @@ def test_fake_a_push_stream_error_becomes_the_release_error_and_nothing_is_recor
 def test_fake_a_push_to_a_registry_that_is_down_is_unreachable(fake, tree, tmp_path):
     with pytest.raises(RegistryUnreachable, match="nothing answers at http://127.0.0.1:9"):
         release(ReleaseTarget("127.0.0.1:9", "ml/model", "1"), image=fake.local_id, report_path=write_report(tmp_path / "r.json", fake.local_id),
-                root=tree, engine=fake, auth=StaticAuth(None), registry_client=fake.registry.client, record_path=tmp_path / "release.json")
+                root=tree, engine=fake, auth=StaticAuth(None), registry_client=fake.registry.client, record_path=tmp_path / "release.json",
+                report_key=SIGNER.verifier())
     assert not (tmp_path / "release.json").exists()
 
 
@@ -668,24 +692,122 @@ def test_fake_a_push_the_registry_does_not_hold_is_not_claimed(fake, tree, tmp_p
     assert not (tmp_path / "release.json").exists()
 
 
-def test_fake_release_project_verifies_first_and_both_files_are_written_whole(fake, tree, tmp_path, monkeypatch):
-    """One atomic writer: a leftover `.report.json.tmp` (the old fixed temp name; here a directory, so it
-    cannot be overwritten) does not stop the report or the record from being written, and stays untouched."""
-    import harness.verify
+def _tiny_release_project(tmp_path: Path, fake: FakeEngine):
+    """A committed tiny project (tests.cli_projects) and its configuration; the fake image labeled with its lock."""
+    from harness.config import load_config
+    from harness.lock import read_lock
+    from tests.cli_projects import tiny_project
 
-    verified = report_for(fake.local_id)
+    root = tiny_project(tmp_path / "proj", "tinyproj")
+    for args in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "src"]):
+        subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+    config = load_config(root / "pyproject.toml")
+    fake.images[fake.local_id]["Config"]["Labels"]["io.mlrepro.lock-sha256"] = read_lock(config.lock).sha256
+    return config
+
+
+def _verified_report(config, image_id: str, *, packages=None) -> Report:
+    """What verify() would report for the tiny project: its settings, its lock, the image's packages."""
+    from harness.lock import read_lock
+    from harness.settings import verified_settings
+
+    return Report(project=config.project, image=ImageInfo("mlrepro/p:0123", image_id, "e" * 64, "python:3.11", OTHER_ID),
+                  lock_sha256=read_lock(config.lock).sha256, environments={"image": {"packages": packages or {"tiny": "1.0"}}},
+                  differences=(), artifacts=(), settings=verified_settings(config))
+
+
+def test_fake_release_project_verifies_first_and_both_files_are_written_whole(fake, tmp_path, monkeypatch):
+    """One atomic writer: a leftover `.report.json.tmp` (the old fixed temp name; here a directory, so it
+    cannot be overwritten) does not stop the report or the record from being written, and stays untouched.
+    The report made in this process is trusted without a signature (and signed when a key is given)."""
+    import harness.verify
+    from harness.attest.dsse import Envelope, verify_envelope
+
+    config = _tiny_release_project(tmp_path, fake)
+    verified = _verified_report(config, fake.local_id)
     monkeypatch.setattr(harness.verify, "verify", lambda config, *, engine, progress: verified)
     out = tmp_path / "out"
     (out / ".report.json.tmp").mkdir(parents=True)
     (out / ".release.json.tmp").write_text("another release's half-written record")
-    record = release_project(SimpleNamespace(root=tree), ReleaseTarget(HOST, "ml/model", "1.4.0"), verify_first=True,
+    record = release_project(config, ReleaseTarget(HOST, "ml/model", "1.4.0"), verify_first=True,
                              report_path=out / "report.json", engine=fake, auth=StaticAuth(CREDENTIALS),
-                             registry_client=fake.registry.client, record_path=out / "release.json")
+                             registry_client=fake.registry.client, record_path=out / "release.json", signer=SIGNER)
     assert Report.from_json((out / "report.json").read_text()) == verified
     assert ReleaseRecord.from_json((out / "release.json").read_text()) == record
     assert record.report_sha256 == hashlib.sha256((out / "report.json").read_bytes()).hexdigest()
-    assert sorted(p.name for p in out.iterdir()) == [".release.json.tmp", ".report.json.tmp", "release.json", "report.json"]
+    assert record.report_trust == "verified-here" and record.attestation["keyid"] == SIGNER.keyid
+    signed = verify_envelope(Envelope.from_json((out / "report.json.dsse").read_bytes()), SIGNER.verifier())
+    assert signed == (out / "report.json").read_bytes()
+    assert sorted(p.name for p in out.iterdir()) == [".release.json.tmp", ".report.json.tmp", "release.json", "report.json",
+                                                     "report.json.dsse"]
     assert (out / ".release.json.tmp").read_text() == "another release's half-written record"
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("loose", "is a loose file"),
+    ("unsigned", "is not signed (no report.json.dsse beside it)"),
+    ("edited", "is valid but for other bytes than"),
+    ("other key", "does not verify"),
+])
+def test_fake_a_report_file_is_trusted_only_with_a_valid_signature(fake, tmp_path, case, needle):
+    """A hand-edited report that says "passing" for this very image is refused; nothing is contacted."""
+    from harness.attest.keys import generate_key
+    from harness.attest.reports import write_signature
+
+    config = _tiny_release_project(tmp_path, fake)
+    report = tmp_path / "report.json"
+    text = _verified_report(config, fake.local_id).to_json()
+    report.write_text(text)
+    key = SIGNER
+    if case == "edited":
+        write_signature(report, text.encode(), SIGNER)
+        report.write_text(text.replace('"python:3.11"', '"python:3.11-edited"'))
+    elif case == "other key":
+        write_signature(report, text.encode(), generate_key(tmp_path / "other.pem"))
+    with pytest.raises(ReleaseRefused, match=re.escape(needle)):
+        release_project(config, ReleaseTarget(HOST, "ml/model", "1.4.0"), image="mlrepro/p:0123", report_path=report, engine=fake,
+                        auth=StaticAuth(CREDENTIALS), registry_client=fake.registry.client, record_path=tmp_path / "release.json",
+                        signer=None if case == "loose" else key)
+    assert fake.image_calls == [] and fake.registry.calls == []
+    assert not (tmp_path / "release.json").exists()
+
+
+@pytest.mark.parametrize("change, needle", [
+    ("step", "the configuration changed since"),
+    ("lock", "requirements.txt changed since verification"),
+    ("extra package", "extra 1.0 is in the image but not in the lock"),
+    ("other version", "tiny 1.1 is in the image but the lock pins 1.0"),
+])
+def test_fake_release_refuses_what_the_report_did_not_verify(fake, tmp_path, change, needle):
+    """Verified, then the step changed (and back is fine); the lock edited; a package outside the lock in the image:
+    each refused before anything is pushed, with a line naming it (the SBOM's rule ignores compare.ignore_packages)."""
+    import dataclasses
+
+    from harness.attest.reports import write_signature
+    from harness.config import load_config
+
+    config = _tiny_release_project(tmp_path, fake)
+    packages = {"tiny": "1.0"}
+    if change == "extra package":
+        packages["extra"] = "1.0"
+        config = dataclasses.replace(config, compare=dataclasses.replace(config.compare, ignore_packages=frozenset({"extra", "pip"})))
+    if change == "other version":
+        packages["tiny"] = "1.1"
+    report = tmp_path / "report.json"
+    text = _verified_report(config, fake.local_id, packages=packages).to_json()
+    report.write_text(text)
+    write_signature(report, text.encode(), SIGNER)
+    if change == "step":
+        pyproject = config.root / "pyproject.toml"
+        pyproject.write_text(pyproject.read_text().replace('"job.py"', '"job2.py"'))
+        config = load_config(pyproject)
+    if change == "lock":
+        config.lock.write_text(config.lock.read_text() + "# edited\n")
+    with pytest.raises(ReleaseRefused, match=re.escape(needle)):
+        release_project(config, ReleaseTarget(HOST, "ml/model", "1.4.0"), image="mlrepro/p:0123", report_path=report, engine=fake,
+                        auth=StaticAuth(CREDENTIALS), registry_client=fake.registry.client, record_path=tmp_path / "release.json",
+                        signer=SIGNER, allow_dirty=True)
+    assert fake.image_calls == [] and fake.registry.calls == []
 
 
 def test_concurrent_record_writes_each_leave_a_complete_file(tmp_path):
