@@ -1,7 +1,7 @@
 """From a real release to the verification Job's pod (issue 16, "Done when"), with real components only.
 
-This repository's image (the session's `prepared` one) is verified (`mlrepro
-verify --json`), released with `mlrepro release` to a real local registry
+This repository's image (the session's `prepared` one) is verified and released
+in one process with a signing key (`mlrepro release --verify --sign-key`) to a real local registry
 (Debian's docker-registry on 127.0.0.1 with htpasswd auth, the helper of
 test_release_registry), and a reference is recorded on the host (`mlrepro
 record --side host`). `mlrepro kubernetes manifests` and `verification-job`
@@ -156,21 +156,23 @@ def registry(tmp_path_factory, engine):
 
 @pytest.fixture(scope="module")
 def released(tmp_path_factory, prepared, registry, engine, repo_config):
-    """Verified, released, a host reference recorded, the kubernetes config written: paths and the record."""
+    """Verified and released in one process with a signing key (`release --verify --sign-key`), a host
+    reference recorded, the kubernetes config written: paths and the record."""
+    from harness.attest.keys import generate_key
+
     lock, image = prepared
     work = tmp_path_factory.mktemp("k8s-release")
     report = work / "report.json"
-    verified = mlrepro("verify", "--json", str(report))
-    assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-2000:]
-    assert json.loads(report.read_text())["image"]["image_id"] == image.image_id
-
+    key = work / "release.pem"
+    generate_key(key)
     record_path = work / "release.json"
     credentials = {"MLREPRO_REGISTRY_USERNAME": USER, "MLREPRO_REGISTRY_PASSWORD": PASSWORD}
-    done = mlrepro("release", "--registry", registry.host, "--repository", REPOSITORY, "--tag", TAG, "--image", image.image_id,
-                   "--report", str(report), "--record", str(record_path), "--auth", "environment",
+    done = mlrepro("release", "--verify", "--sign-key", str(key), "--registry", registry.host, "--repository", REPOSITORY,
+                   "--tag", TAG, "--report", str(report), "--record", str(record_path), "--auth", "environment",
                    "--allow-dirty",  # the repository is being edited while the tests run
                    env=credentials)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(report.read_text())["image"]["image_id"] == image.image_id
     record = ReleaseRecord.from_json(record_path.read_text())
     try:
         reference = work / "host-reference.json"
@@ -179,9 +181,57 @@ def released(tmp_path_factory, prepared, registry, engine, repo_config):
         assert repo_config.kubernetes is None  # hence a config of our own for the kubernetes commands
         config = kubernetes_config(work / "pyproject.toml")
         yield {"work": work, "report": report, "record_path": record_path, "record": record, "reference": reference,
-               "config": config, "stdout": done.stdout, "lock": lock, "image": image}
+               "config": config, "stdout": done.stdout, "stderr": done.stderr, "lock": lock, "image": image, "key": key,
+               "credentials": credentials}
     finally:
         engine.untag(record.reference)  # the name the push (and the pull below) gave the local image
+
+
+def test_release_verify_sign_key_signs_the_report_and_attests_the_image(released, registry):
+    """`release --verify --sign-key`: the report it made is trusted (and signed beside it), the SBOM and the
+    signed attestation are attached, and `mlrepro check` with the public key passes before deploy."""
+    from harness.attest.dsse import Envelope, verify_envelope
+    from harness.attest.keys import load_verifier
+    from harness.attest.sbom import sbom_packages, validate_sbom
+
+    record = released["record"]
+    assert record.report_trust == "verified-here" and record.attestation and record.sbom
+    verifier = load_verifier(Path(f"{released['key']}.pub"))
+    signed = verify_envelope(Envelope.from_json((released["work"] / "report.json.dsse").read_bytes()), verifier)
+    assert signed == released["report"].read_bytes()
+
+    api = registry.api()
+    layer = json.loads(api.manifest(REPOSITORY, record.sbom["tag"]).body)["layers"][0]
+    sbom = api.blob(REPOSITORY, layer["digest"])
+    validate_sbom(sbom)
+    image_packages = json.loads(released["report"].read_text())["environments"]["image"]["packages"]
+    assert sbom_packages(sbom) == image_packages and len(image_packages) >= 10  # every distribution the image holds
+
+    check = mlrepro("check", record.reference, "--key", f"{released['key']}.pub", "--lock", str(ROOT / "requirements.txt"),
+                    env=released["credentials"])
+    assert check.returncode == 0, check.stderr[-2000:]
+    assert check.stdout.startswith(f"PASSED: {record.reference}") and f"SBOM of {len(image_packages)} components" in check.stdout
+
+
+def test_a_hand_edited_report_is_refused_and_nothing_is_pushed(released, registry, tmp_path):
+    """A copy of the passing report for this very image, unsigned or edited after signing: exit 2, one line, no push."""
+    record = released["record"]
+    common = ("--registry", registry.host, "--repository", REPOSITORY, "--image", released["image"].image_id,
+              "--auth", "environment", "--allow-dirty", "--record", str(tmp_path / "release.json"))
+    loose = tmp_path / "loose.json"
+    loose.write_bytes(released["report"].read_bytes())
+    unsigned = error_line(mlrepro("release", *common, "--tag", "loose", "--report", str(loose), env=released["credentials"]))
+    assert "is a loose file" in unsigned and "--verify" in unsigned
+
+    edited = tmp_path / "edited.json"
+    edited.write_text(released["report"].read_text().replace('"reproducible": true', '"reproducible": true ', 1))
+    (tmp_path / "edited.json.dsse").write_bytes((released["work"] / "report.json.dsse").read_bytes())
+    refused = error_line(mlrepro("release", *common, "--tag", "edited", "--report", str(edited), "--sign-key", str(released["key"]),
+                                 env=released["credentials"]))
+    assert "the report was changed after it was signed" in refused
+    api = registry.api()
+    assert api.manifest_digest(REPOSITORY, "loose") is None and api.manifest_digest(REPOSITORY, "edited") is None
+    assert api.manifest_digest(REPOSITORY, TAG) == record.digest and not (tmp_path / "release.json").exists()
 
 
 @pytest.fixture(scope="module")

@@ -177,12 +177,52 @@ def make_image(engine: Engine, tmp_path):
             pass
 
 
-def write_report(path: Path, tag: str, image_id: str, *, drift: bool = False) -> Path:
-    """A verification report for exactly `image_id` (the small test images have no steps to run)."""
+@pytest.fixture(scope="module")
+def signing_key_path(tmp_path_factory) -> Path:
+    """The releaser's key as a user holds it (a private PEM file, mode 600): a report file is trusted only when signed by it."""
+    from harness.attest.keys import generate_key
+
+    path = tmp_path_factory.mktemp("release-key") / "release.pem"
+    generate_key(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def signing_key(signing_key_path):
+    from harness.attest.keys import load_signer
+
+    return load_signer(signing_key_path)
+
+
+_KEY: list = []  # the module's signing key, for write_report (set by the autouse fixture)
+
+
+@pytest.fixture(autouse=True)
+def _key(signing_key):
+    _KEY[:] = [signing_key]
+
+
+def write_report(path: Path, tag: str, image_id: str, *, drift: bool = False, config=None) -> Path:
+    """A signed verification report for exactly `image_id` (the small test images have no steps to run).
+
+    With `config`, the report is what `mlrepro verify` of that project would say
+    for an image holding exactly its lock: its settings, its lock, its packages.
+    """
+    from harness.attest.reports import write_signature
+
     differences = (Difference("artifact", "predictions.csv", "predictions.csv differs", "drift"),) if drift else ()
-    report = Report(project="release-test", image=ImageInfo(tag, image_id, "0" * 64, "scratch", ""),
-                    lock_sha256="1" * 64, environments={}, differences=differences, artifacts=())
-    path.write_text(report.to_json())
+    lock_sha256, environments, settings, project = "1" * 64, {}, None, "release-test"
+    if config is not None:
+        from harness.lock import read_lock
+        from harness.settings import verified_settings
+
+        lock = read_lock(config.lock)
+        lock_sha256, environments, settings, project = lock.sha256, {"image": {"packages": lock.versions}}, verified_settings(config), config.project
+    report = Report(project=project, image=ImageInfo(tag, image_id, "0" * 64, "scratch", ""),
+                    lock_sha256=lock_sha256, environments=environments, differences=differences, artifacts=(), settings=settings)
+    text = report.to_json()
+    path.write_text(text)
+    write_signature(path, text.encode(), _KEY[0])
     return path
 
 
@@ -199,6 +239,7 @@ def clean_tree(tmp_path) -> Path:
 
 def do_release(reg: LocalRegistry, repository: str, tag: str, image: str, report: Path, root: Path, record: Path,
                *, password: str = PASSWORD, events: list | None = None, host: str | None = None, **options) -> ReleaseRecord:
+    options.setdefault("report_key", _KEY[0].verifier())
     return release(ReleaseTarget(host or reg.host, repository, tag), image=image, report_path=report, root=root,
                    engine=Engine.connect(), auth=StaticAuth(reg.credentials(password)), record_path=record,
                    on_layer=(events.append if events is not None else (lambda e: None)), **options)
@@ -353,12 +394,14 @@ def test_a_push_that_fails_midway_leaves_no_release_record(local_registry, repos
     assert api.manifest_digest(repository, "1.0.0") == record.digest
 
 
-def test_cli_prints_only_the_reference_and_never_the_password(local_registry, repository, make_image, tmp_path):
+def test_cli_prints_only_the_reference_and_never_the_password(local_registry, repository, make_image, tmp_path, mlrepro_config,
+                                                               signing_key_path):
     tag, image_id = make_image()
-    report = write_report(tmp_path / "report.json", tag, image_id)
+    report = write_report(tmp_path / "report.json", tag, image_id, config=mlrepro_config)
     env = {**os.environ, "MLREPRO_REGISTRY_USERNAME": USER, "MLREPRO_REGISTRY_PASSWORD": PASSWORD}
+    key = signing_key_path
     command = [sys.executable, "-m", "harness.cli", "release", "--registry", local_registry.host, "--repository", repository,
-               "--image", tag, "--report", str(report), "--record", str(tmp_path / "release.json")]
+               "--image", tag, "--report", str(report), "--record", str(tmp_path / "release.json"), "--sign-key", str(key)]
     refused = subprocess.run([*command, "--tag", "1.0.0"], cwd=ROOT, env={**env, "GIT_DIR": str(tmp_path / "no-git")},
                              capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2 and "error: release refused" in refused.stderr and "--allow-dirty" in refused.stderr
@@ -370,6 +413,98 @@ def test_cli_prints_only_the_reference_and_never_the_password(local_registry, re
     assert again.returncode == 0 and "already released" in again.stderr and again.stdout.strip() == record.reference
     for result in (refused, done, again):
         assert PASSWORD not in result.stdout + result.stderr
+
+
+def _check(reference: str, key: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MLREPRO_REGISTRY_USERNAME": USER, "MLREPRO_REGISTRY_PASSWORD": PASSWORD}
+    return subprocess.run([sys.executable, "-m", "harness.cli", "check", reference, "--key", str(key), *extra], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_mlrepro_check_before_deploy(local_registry, repository, make_image, tmp_path, mlrepro_config, signing_key_path, engine):
+    """Issue 17's "Done when" on the real registry (no referrers API: the fallback tags are what is found):
+    released with --sign-key, `mlrepro check` passes with the public key, and fails (exit 1, naming why) with
+    another key, for another digest of the repository, for the attestation copied there, after the attestation
+    is replaced (forged predicate, old signature), and after its blob is altered in the registry's storage."""
+    from harness.attest.dsse import Envelope
+    from harness.attest.keys import generate_key
+    from harness.attest.sbom import sbom_packages, validate_sbom
+    from harness.lock import read_lock
+    from harness.release.policy import referrer_tag
+
+    tag, image_id = make_image()
+    report = write_report(tmp_path / "report.json", tag, image_id, config=mlrepro_config)
+    env = {**os.environ, "MLREPRO_REGISTRY_USERNAME": USER, "MLREPRO_REGISTRY_PASSWORD": PASSWORD}
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "release", "--registry", local_registry.host, "--repository", repository,
+                           "--tag", "1.0.0", "--image", tag, "--report", str(report), "--record", str(tmp_path / "release.json"),
+                           "--sign-key", str(signing_key_path), "--allow-dirty"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    record = ReleaseRecord.from_json((tmp_path / "release.json").read_text())
+    assert record.attestation["tag"] == referrer_tag(record.digest, "att") and record.sbom["tag"] == referrer_tag(record.digest, "sbom")
+    assert f"mlrepro check {record.reference} --key" in done.stderr
+    api = local_registry.api()
+    public = Path(f"{signing_key_path}.pub")
+
+    # The SBOM in the registry: valid CycloneDX, every distribution the image holds (here: exactly the lock).
+    sbom_manifest = json.loads(api.manifest(repository, record.sbom["tag"]).body)
+    sbom = api.blob(repository, sbom_manifest["layers"][0]["digest"])
+    validate_sbom(sbom)
+    assert sbom_packages(sbom) == read_lock(mlrepro_config.lock).versions and hashlib.sha256(sbom).hexdigest() == record.sbom["sha256"]
+
+    passed = _check(record.reference, public, "--lock", str(mlrepro_config.lock))
+    assert passed.returncode == 0, passed.stderr
+    assert passed.stdout.startswith(f"PASSED: {record.reference} carries a valid attestation") and "found by the tag sha256-" in passed.stdout
+
+    other_key = generate_key(tmp_path / "other.pem", "ecdsa-p256")
+    wrong = _check(record.reference, tmp_path / "other.pem.pub")
+    assert wrong.returncode == 1 and wrong.stderr.splitlines()[-1].startswith("FAILED: ") and f"does not verify with key {other_key.keyid}" in wrong.stderr
+
+    other_tag, other_id = make_image("other")
+    ref = f"{local_registry.host}/{repository}:other"
+    engine.tag(other_id, ref)
+    try:
+        other_digest = engine.push(ref, auth_config=local_registry.credentials().auth_config())
+    finally:
+        engine.untag(ref)
+    other = f"{local_registry.host}/{repository}@{other_digest}"
+    unattested = _check(other, public)
+    assert unattested.returncode == 1 and "carries no mlrepro attestation" in unattested.stderr
+
+    attestation = json.loads(api.manifest(repository, record.attestation["tag"]).body)
+    other_manifest = api.manifest(repository, other_digest)
+    copied = {**attestation, "subject": other_manifest.descriptor()}
+    api.put_manifest(repository, referrer_tag(other_digest, "att"), json.dumps(copied).encode(), attestation["mediaType"])
+    copied_check = _check(other, public)
+    assert copied_check.returncode == 1 and "it was copied from another image" in copied_check.stderr
+
+    layer = attestation["layers"][0]
+    genuine = api.blob(repository, layer["digest"])
+    envelope = Envelope.from_json(genuine)
+    statement = json.loads(envelope.payload)
+    statement["predicate"]["tolerances"] = {"predictions.csv": {"atol": 0.5, "rtol": 0.0}}
+    forged = Envelope(envelope.payload_type, json.dumps(statement).encode(), envelope.signatures).to_json()
+    forged_layer = {**layer, **api.upload_blob(repository, forged, layer["mediaType"])}
+    api.put_manifest(repository, record.attestation["tag"], json.dumps({**attestation, "layers": [forged_layer]}).encode(),
+                     attestation["mediaType"])
+    replaced = _check(record.reference, public)
+    assert replaced.returncode == 1 and "the attestation's signature does not verify" in replaced.stderr
+
+    # Put back, then altered where the registry stores it (same length, one byte of the payload changed).
+    api.put_manifest(repository, record.attestation["tag"], json.dumps(attestation, sort_keys=True, separators=(",", ":")).encode(),
+                     attestation["mediaType"])
+    assert _check(record.reference, public).returncode == 0
+    hexdigest = layer["digest"].split(":")[1]
+    stored = local_registry.log.parent / "data" / "docker" / "registry" / "v2" / "blobs" / "sha256" / hexdigest[:2] / hexdigest / "data"
+    original = stored.read_bytes()
+    at = original.index(b'"payload":"') + 20
+    stored.write_bytes(original[:at] + (b"A" if original[at:at + 1] != b"A" else b"B") + original[at + 1:])
+    try:
+        altered = _check(record.reference, public)
+    finally:
+        stored.write_bytes(original)
+    assert altered.returncode == 1 and "the attestation was altered in the registry" in altered.stderr and "signature" in altered.stderr
+    for result in (done, passed, wrong, unattested, copied_check, replaced, altered):
+        assert PASSWORD not in result.stdout + result.stderr and "PRIVATE KEY" not in result.stdout + result.stderr
 
 
 def test_verified_released_pulled_back_by_digest_and_verified_again(local_registry, mlrepro_config, engine, tmp_path):
