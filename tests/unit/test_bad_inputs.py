@@ -176,3 +176,58 @@ def test_bad_model_file_is_refused_by_predict(tmp_path, make, needles):
                cwd=tmp_path)
     assert_refused(proc, *needles)
     assert snapshot(tmp_path) == before
+
+
+# Signing keys and `mlrepro check` (issue 17): one line, exit 2, before any engine or network -----------------
+
+
+@pytest.fixture
+def open_key(tmp_path) -> Path:
+    """A real Ed25519 private key, but readable by everyone (mode 644)."""
+    from harness.attest.keys import generate_key
+
+    key = tmp_path / "keys" / "open.pem"
+    key.parent.mkdir()
+    generate_key(key)
+    key.chmod(0o644)
+    return key
+
+
+def test_a_signing_key_readable_by_others_is_refused_without_showing_it(project, tmp_path, open_key):
+    secret = open_key.read_text()
+    for args in (["verify", "--config", str(project), "--json", str(tmp_path / "r.json"), "--sign-key", str(open_key)],
+                 ["release", "--config", str(project), "--registry", "127.0.0.1:9", "--repository", "a/b", "--tag", "1",
+                  "--sign-key", str(open_key)]):
+        line = assert_refused(run(["harness.cli", *args], cwd=tmp_path), str(open_key), "0644", f"chmod 600 {open_key}")
+        assert "PRIVATE KEY" not in line and secret.splitlines()[1] not in line
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_the_signing_key_also_comes_from_the_environment(project, tmp_path, open_key):
+    assert_refused(run(["harness.cli", "verify", "--config", str(project), "--json", str(tmp_path / "r.json")], cwd=tmp_path,
+                       MLREPRO_SIGN_KEY=str(open_key)), "chmod 600")
+
+
+@pytest.mark.parametrize(("args", "needles"), [
+    (["verify", "--sign-key", "k.pem"], ("--sign-key signs the JSON report: give --json PATH too",)),
+    (["check", "myreg.azurecr.io/ml/model:1.4.0", "--key", "k.pub"], ("expected REGISTRY/REPOSITORY@sha256:<64 hex digits>", "a tag can move")),
+    (["check", "myreg.azurecr.io/ml/model@sha256:" + "a" * 64, "--key", "missing.pub"], ("missing.pub",)),
+    (["check", "127.0.0.1:9/ml/model@sha256:" + "a" * 64], ("Missing option '--key'",)),
+], ids=["sign-key-without-json", "check-a-tag", "check-missing-key", "check-no-key"])
+def test_bad_signing_and_check_command_lines_are_one_line(tmp_path, args, needles):
+    assert_refused(run(["harness.cli", *args], cwd=tmp_path), *needles)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_of_an_unreachable_registry_is_an_error_not_a_failure(tmp_path):
+    from harness.attest.keys import generate_key
+
+    generate_key(tmp_path / "k.pem")
+    before = snapshot(tmp_path)
+    proc = run(["harness.cli", "check", "127.0.0.1:9/ml/model@sha256:" + "a" * 64, "--key", str(tmp_path / "k.pem.pub"),
+                "--auth", "anonymous"], cwd=tmp_path)
+    lines = proc.stderr.splitlines()  # the progress line saying what is checked, then the error
+    assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr
+    assert lines[0].startswith("· checking 127.0.0.1:9/ml/model@sha256:") and len(lines) == 2
+    assert lines[1].startswith("error: nothing answers at http://127.0.0.1:9") and "FAILED" not in proc.stderr
+    assert snapshot(tmp_path) == before
