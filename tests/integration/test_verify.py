@@ -65,10 +65,21 @@ def test_cli_verify_writes_an_auditable_json_report(tmp_path, engine, repo_confi
     assert page.min_text_px >= 12, f"text under 12 px: {page.smallest} ({page.min_text_px:.1f} px)"
 
 
-def test_second_project_is_verified_through_configuration_alone(other_project):
-    result = mlrepro("verify", "--config", str(other_project), "--json", str(other_project / "r.json"))
+def test_second_project_is_verified_through_configuration_alone(other_project, tmp_path):
+    """...and its report signed (`--sign-key`): the envelope beside it verifies with the public key, and
+    the report records the settings it verified (what `mlrepro release` compares with today's)."""
+    from harness.attest.dsse import Envelope, verify_envelope
+    from harness.attest.keys import generate_key, load_verifier
+    from harness.config import load_config
+    from harness.settings import verified_settings
+
+    generate_key(tmp_path / "k.pem")
+    result = mlrepro("verify", "--config", str(other_project), "--json", str(other_project / "r.json"), "--sign-key", str(tmp_path / "k.pem"))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    signed = verify_envelope(Envelope.from_json((other_project / "r.json.dsse").read_bytes()), load_verifier(tmp_path / "k.pem.pub"))
+    assert signed == (other_project / "r.json").read_bytes() and "report signed by sha256:" in result.stderr
     data = json.loads((other_project / "r.json").read_text())
+    assert data["settings"] == verified_settings(load_config(other_project / "pyproject.toml"))
     assert data["project"] == "line-fit"
     assert sorted(a["path"] for a in data["artifacts"]) == ["model.json", "scores.csv"]
     assert data["image"]["tag"].startswith("mlrepro-test/line-fit:")
