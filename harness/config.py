@@ -284,6 +284,11 @@ def parse_config(data: Mapping[str, Any], root: Path) -> Config:
     if not isinstance(artifacts_raw, list) or ("artifacts" in top.data and not artifacts_raw):
         raise ConfigError("artifacts", "a non-empty array of tables ([[tool.mlrepro.artifacts]])", artifacts_raw)
     artifacts = tuple(_artifact(_Table(raw, f"artifacts[{i}]")) for i, raw in enumerate(artifacts_raw))
+    for i, rule in enumerate(artifacts):
+        first = next(j for j, other in enumerate(artifacts) if other.path == rule.path)
+        if first != i:
+            raise ConfigError(f"artifacts[{i}].path", f"a file not already compared by artifacts[{first}]", rule.path,
+                              hint="one rule per file: merge the two tables")
 
     host_t = top.table("host")
     host = HostConfig(
@@ -439,9 +444,14 @@ def _step(t: _Table) -> Step:
 
 
 def _artifact(t: _Table) -> ArtifactRule:
-    path = t.str("path", "")
-    if path.startswith("/") or ".." in Path(path).parts:
-        raise ConfigError(t.key("path"), "a path relative to the output directory", path)
+    written = t.str("path", "")
+    if "\\" in written:
+        raise ConfigError(t.key("path"), "'/' as the path separator", written, hint="write it as " + repr(written.replace("\\", "/")))
+    if written.startswith("/") or ".." in PurePosixPath(written).parts:
+        raise ConfigError(t.key("path"), "a path relative to the output directory", written)
+    path = PurePosixPath(written).as_posix()  # `./a.csv` and `a.csv/` are `a.csv`: the name the outputs are collected under
+    if path in ("", "."):
+        raise ConfigError(t.key("path"), "a file path relative to the output directory", written)
     mode = t.str("compare", "bitwise", ARTIFACT_MODES)
     key = t.get("key", None)
     if key is not None and (not isinstance(key, str) or not key):

@@ -110,7 +110,8 @@ class FakeEngine:
         return True
 
     def push(self, ref: str, *, auth_config: Mapping[str, str] | None = None,
-             on_layer: Callable[[Any], None] = lambda event: None, redact: Callable[[str], str] = lambda text: text) -> str:
+             on_layer: Callable[[Any], None] = lambda event: None, redact: Callable[[str], str] = lambda text: text,
+             idle_timeout: float | None = None) -> str:
         """Like Engine.push: the stream scanned (RegistryStreamError on an error line), then the manifest stored; its digest."""
         from harness.docker.registry_stream import _split_tag, scan_registry_stream
 

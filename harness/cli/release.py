@@ -35,10 +35,12 @@ from harness.release import AUTH_METHODS
 @click.option("--record", "record_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("out/release.json"), show_default=True,
               help="Where to write the release record (JSON); written only after the push is confirmed.")
 @click.option("--no-report-artifact", is_flag=True, help="Do not push the verification report beside the image (its sha256 is still recorded).")
+@click.option("--push-timeout", type=click.FloatRange(min=1), default=None, envvar="MLREPRO_PUSH_TIMEOUT", show_envvar=True,
+              metavar="SECONDS", help="How long the push may stay silent before it counts as stalled (default 120).")
 @sign_key_option
 def release_command(config_path: str | None, registry: str, repository: str, tag: str, image: str | None, report_path: Path,
                     verify_first: bool, allow_dirty: bool, auth_method: str, record_path: Path, no_report_artifact: bool,
-                    sign_key: Path | None) -> None:
+                    push_timeout: float | None, sign_key: Path | None) -> None:
     """Push the verified image to a registry by digest, under a tag that never moves.
 
     \b
@@ -54,11 +56,11 @@ def release_command(config_path: str | None, registry: str, repository: str, tag
     from harness.cli.options import run
 
     run(lambda: _release(config_path, registry, repository, tag, image, report_path, verify_first, allow_dirty,
-                         auth_method, record_path, no_report_artifact, sign_key))
+                         auth_method, record_path, no_report_artifact, sign_key, push_timeout))
 
 
 def _release(config_path, registry, repository, tag, image, report_path, verify_first, allow_dirty, auth_method,
-             record_path, no_report_artifact, sign_key) -> int:
+             record_path, no_report_artifact, sign_key, push_timeout) -> int:
     from harness.cli.options import load, out, progress, signer
     from harness.docker.engine import Engine
     from harness.errors import EXIT_OK
@@ -73,7 +75,7 @@ def _release(config_path, registry, repository, tag, image, report_path, verify_
         record = release_project(
             config, target, image=image, report_path=report_path, verify_first=verify_first, engine=engine,
             progress=progress, auth=provider, allow_dirty=allow_dirty, record_path=record_path,
-            push_verification_report=not no_report_artifact, on_layer=on_layer, signer=key,
+            push_verification_report=not no_report_artifact, on_layer=on_layer, signer=key, push_timeout=push_timeout,
         )
     if record.already_released:
         progress(f"already released: {target.ref} is this image; nothing pushed")

@@ -13,6 +13,7 @@ offline engines, and our own labels + `finally` do its job.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import uuid
@@ -23,6 +24,7 @@ from typing import Callable, Iterator, Mapping
 import docker
 import docker.errors
 import requests.exceptions
+import urllib3.exceptions
 from docker.utils.build import exclude_paths
 from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
@@ -51,20 +53,69 @@ class Resource:
         return owner_alive(self.labels)
 
 
-def context_files(context: Path, dockerfile: Path) -> list[str]:
-    """The files the engine will receive as build context, honouring .dockerignore.
-
-    docker-py's own implementation, so the content hash covers exactly what
-    the build sees.
-    """
+def _context_entries(context: Path, dockerfile: Path) -> list[str]:
+    """Every path the engine receives as build context (files, directories, links), sorted, as docker-py lists them."""
     ignore = context / ".dockerignore"
     patterns: list[str] = []
-    if ignore.is_file():
-        patterns = [
-            line.strip() for line in ignore.read_text().splitlines() if line.strip() and not line.startswith("#")
-        ]
+    if ignore.is_file():  # docker-py's own reading of .dockerignore (images.build)
+        patterns = [line for line in (raw.strip() for raw in ignore.read_text().splitlines()) if line and line[0] != "#"]
     rel_dockerfile = os.path.relpath(dockerfile, context)
-    return sorted(p for p in exclude_paths(str(context), patterns, dockerfile=rel_dockerfile) if (context / p).is_file())
+    return sorted(exclude_paths(str(context), patterns, dockerfile=rel_dockerfile))
+
+
+def context_files(context: Path, dockerfile: Path) -> list[str]:
+    """The regular files (or links to them) the engine will receive as build context, honouring .dockerignore."""
+    return [p for p in _context_entries(context, dockerfile) if (context / p).is_file()]
+
+
+class _HashSink:
+    """A write-only file object that only hashes what is written (the tar is never kept)."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.size
+
+
+def context_digest(context: Path, dockerfile: Path) -> str:
+    """sha256 of exactly the context tar docker-py sends the engine, modification times (and user names) at zero.
+
+    The same walk, the same entries and the same `tarfile` headers as
+    `docker.utils.build.create_archive` (`write_context_tar`): every kind of
+    entry the build sees (directories, symlinks with their targets, hard
+    links, any byte sequence as a name), full permission bits, uid/gid,
+    contents streamed in tarfile's chunks (bounded memory). Times are zeroed
+    because a fresh checkout changes them and the engine's build cache ignores
+    them; everything else that could change what the build does is in the hash.
+    """
+    sink = _HashSink()
+    write_context_tar(context, dockerfile, sink)
+    return sink.digest.hexdigest()
+
+
+def write_context_tar(context: Path, dockerfile: Path, fileobj) -> None:
+    """The context tar as docker-py builds it, times and user names zeroed, written to `fileobj`."""
+    import tarfile
+
+    with tarfile.open(mode="w", fileobj=fileobj) as archive:
+        for path in _context_entries(context, dockerfile):
+            full = os.path.join(context, path)
+            info = archive.gettarinfo(full, arcname=path)
+            if info is None:  # a socket: docker-py skips it too
+                continue
+            info.mtime, info.uname, info.gname = 0, "", ""
+            if info.isfile():
+                with open(full, "rb") as fh:
+                    archive.addfile(info, fh)
+            else:
+                archive.addfile(info, None)
 
 
 #: Seconds a call (other than the first ping) waits for the engine to start answering.
@@ -311,7 +362,7 @@ class Engine:
 
     def push(self, ref: str, *, auth_config: Mapping[str, str] | None = None,
              on_layer: Callable[["LayerProgress"], None] = lambda event: None,
-             redact: Callable[[str], str] = lambda text: text) -> str:
+             redact: Callable[[str], str] = lambda text: text, idle_timeout: float | None = None) -> str:
         """Push `ref` (REGISTRY/REPOSITORY:TAG); return the manifest digest the registry stored.
 
         Every line of the stream is scanned (`scan_registry_stream`): the engine
@@ -320,14 +371,27 @@ class Engine:
         the final `aux` line (none: RegistryStreamError too). `auth_config` is
         sent with this request only (nothing is written to a docker config);
         `redact` scrubs the caller's secrets from every message and evidence.
+        `idle_timeout` (default: the client's call timeout) is how long the
+        stream may stay silent before the push counts as stalled (kind "stalled").
         """
+        from harness.docker.registry_stream import RegistryStreamError
+
         repository, tag = _split_tag(ref)
+        idle = float(idle_timeout or self.client.api.timeout or CALL_TIMEOUT)
+        saved, self.client.api.timeout = self.client.api.timeout, idle  # docker-py reads it per request
         try:
             stream = self.client.api.push(repository, tag=tag, stream=True, decode=True,
                                           auth_config=dict(auth_config) if auth_config else None)
             outcome = scan_registry_stream(stream, action=f"push of {ref}", on_layer=on_layer, redact=redact, require_digest=True)
-        except (requests.exceptions.RequestException, docker.errors.APIError) as exc:
-            raise EngineError(f"the engine failed during the push of {ref} ({_redacted_first(exc, redact)}); {START_HINT}") from None
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, TimeoutError) as exc:  # APIError included
+            if not _is_read_timeout(exc):
+                raise EngineError(f"the engine failed during the push of {ref} ({_redacted_first(exc, redact)}); {START_HINT}") from None
+            raise RegistryStreamError(
+                f"the push of {ref} stalled: the engine reported nothing for {idle:g} s (a slow or hanging registry); "
+                "check the registry, or allow longer silences with --push-timeout SECONDS (MLREPRO_PUSH_TIMEOUT)",
+                kind="stalled") from None
+        finally:
+            self.client.api.timeout = saved
         return outcome.digest
 
     def pull(self, ref: str, *, auth_config: Mapping[str, str] | None = None,
@@ -384,6 +448,19 @@ def docker_config_credentials(registry: str) -> tuple[str, str] | None:
         return ("<token>", found["IdentityToken"])
     user, password = found.get("Username") or found.get("username"), found.get("Password") or found.get("password")
     return (user, password) if user and password else None
+
+
+def _is_read_timeout(exc: BaseException) -> bool:
+    """A read that timed out, however urllib3 and requests wrap it while a stream is iterated."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError, TimeoutError)):
+            return True
+        if "Read timed out" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__ or (exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None)
+    return False
 
 
 def _build_failure(log: list[str], engine_message: str) -> str:

@@ -16,8 +16,8 @@ from typing import Callable, Iterable, Literal, Mapping
 
 from harness.errors import EngineError, tail
 
-#: What went wrong in a registry stream: credentials refused, nothing answering, anything else.
-StreamFailure = Literal["auth", "unreachable", "failed"]
+#: What went wrong in a registry stream: credentials refused, nothing answering, silent too long, anything else.
+StreamFailure = Literal["auth", "unreachable", "stalled", "failed"]
 
 
 class RegistryStreamError(EngineError):
@@ -25,7 +25,8 @@ class RegistryStreamError(EngineError):
 
     `kind` says why ("auth": the registry refused the credentials, log in
     again; "unreachable": nothing answers at its address, check it or start
-    it; "failed": anything else, retry after fixing the cause), `evidence`
+    it; "stalled": the engine said nothing for longer than the idle timeout;
+    "failed": anything else, retry after fixing the cause), `evidence`
     holds the (redacted) tail of the stream.
     """
 

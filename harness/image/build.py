@@ -17,7 +17,7 @@ from typing import Callable, Mapping
 
 from harness.image.base import resolve_base
 from harness.config import Config
-from harness.docker.engine import Engine, context_files
+from harness.docker.engine import Engine, context_digest, context_files
 from harness.image.secret_scan import scan
 from harness.ownership import LABEL_CONTENT_HASH
 from harness.errors import BuildError
@@ -27,19 +27,19 @@ from harness.report import ImageInfo
 
 
 def content_hash(context: Path, dockerfile: Path, buildargs: Mapping[str, str], base_image_id: str, *, builder: str = "docker") -> str:
-    """`builder` other than the default enters the hash: a buildah image never takes a Docker-built one's tag."""
+    """What the build depends on: the Dockerfile's place, the build args, the base image ID, and the context
+    as the bytes of the tar the engine receives (`harness.docker.engine.context_digest`).
+
+    `builder` other than the default enters the hash: a buildah image never takes a Docker-built one's tag.
+    """
     digest = hashlib.sha256()
     digest.update(f"dockerfile={os.path.relpath(dockerfile, context)}\n".encode())
     if builder != "docker":
         digest.update(f"builder={builder}\n".encode())
     for key in sorted(buildargs):
-        digest.update(f"arg {key}={buildargs[key]}\n".encode())
+        digest.update(f"arg {len(key)}:{key}={len(buildargs[key])}:{buildargs[key]}\n".encode())
     digest.update(f"base={base_image_id}\n".encode())
-    for rel in context_files(context, dockerfile):
-        path = context / rel
-        file_digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        mode = "x" if os.access(path, os.X_OK) else "-"
-        digest.update(f"file {rel} {mode} {file_digest}\n".encode())
+    digest.update(f"context-tar={context_digest(context, dockerfile)}\n".encode())
     return digest.hexdigest()
 
 
@@ -113,6 +113,20 @@ def build_planned(engine: Engine, config: Config, plan: BuildPlan, *, tag: str, 
                         timeout=config.build.timeout, on_line=on_line, nocache=no_cache)
 
 
+def reuse_problem(tag: str, labels: Mapping[str, str], content_hash: str) -> str | None:
+    """Why the image under `tag` must not be reused for `content_hash` (None: reuse it). Pure.
+
+    The tag holds 16 hex digits of the hash; the label holds all of it. An
+    image that was tagged by hand, or whose label disagrees, was not built
+    from this tree: trusting the tag would verify other bytes.
+    """
+    found = labels.get(LABEL_CONTENT_HASH)
+    if found == content_hash:
+        return None
+    what = f"its {LABEL_CONTENT_HASH} label is {found[:24]}..." if found else f"it has no {LABEL_CONTENT_HASH} label"
+    return f"image {tag} exists but {what}, not {content_hash[:24]}...: it was not built from this tree; building it again"
+
+
 def ensure_image(engine: Engine, config: Config, lock: Lock, *, progress: Callable[[str], None] = print, no_cache: bool = False,
                  reproducible: bool = False) -> ImageInfo:
     """The image for the current tree: reused when its content hash is on the engine, built otherwise.
@@ -125,6 +139,11 @@ def ensure_image(engine: Engine, config: Config, lock: Lock, *, progress: Callab
     plan = plan_build(engine, config, lock, reproducible=reproducible)
     tag = f"{config.build.image_name}:{plan.content_hash[:16]}"
     image_id = None if no_cache else engine.image_id(tag)
+    if image_id:
+        problem = reuse_problem(tag, (engine.image_attrs(image_id).get("Config") or {}).get("Labels") or {}, plan.content_hash)
+        if problem:
+            progress(problem)
+            image_id = None
     if image_id:
         progress(f"image {tag} is up to date (content hash unchanged); no build")
     else:

@@ -37,7 +37,7 @@ from packaging.version import Version
 from harness.errors import LockError, WheelhouseError
 from harness.lock.lockfile import Lock, lock_problem, lock_python_version, parse_lock, read_file, via_annotations
 from harness.lock.requirements import DirectRequirement, parse_direct
-from harness.lock.wheels import WheelMetadata, file_sha256, read_wheel_metadata, wheel_files
+from harness.lock.wheels import WheelMetadata, damaged, file_sha256, read_wheel_metadata, wheel_files
 
 if TYPE_CHECKING:  # harness.image imports the lock: only its types here
     from harness.image.wheelhouse import Target
@@ -218,6 +218,26 @@ def check(requirements_in: Path, lock_path: Path, target: Target, wheelhouse: Pa
     return CheckResult(check_closure(direct, lock, metadata, target, in_name), len(lock.pins), target.key())
 
 
+def _drop_damaged(lock: Lock, wheels: dict, fetch: WheelFetch | None, progress: Callable[[str], None]) -> dict:
+    """A locked wheel whose hash the lock does not list may be a damaged download, not a stale lock: a wheel
+    that is no intact zip is removed (and fetched again), so the verdict is about the lock, never the disk."""
+    kept = {key: list(paths) for key, paths in wheels.items()}
+    for pin in lock.pins.values():
+        for path in list(kept.get((pin.name, Version(pin.version)), ())):
+            if f"sha256:{file_sha256(path)}" in pin.hashes:
+                continue
+            why = damaged(path)
+            if why is None:
+                continue  # intact but not the locked bytes: the lock's finding, below
+            if fetch is None:
+                raise LockError(f"{path}: the wheelhouse holds a damaged wheel ({why}); the lock is not at fault: "
+                                "delete it and run 'mlrepro wheelhouse'")
+            progress(f"{path.name} in the wheelhouse is damaged ({why}): removed, fetching it again (the lock is not at fault)")
+            path.unlink()
+            kept[(pin.name, Version(pin.version))].remove(path)
+    return {key: paths for key, paths in kept.items() if paths}
+
+
 _MISMATCH = re.compile(r"^\s+([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) from ", re.M)
 
 
@@ -225,7 +245,7 @@ def _locked_metadata(lock: Lock, lock_path: Path, target: Target, wheelhouse: Pa
                      progress: Callable[[str], None]) -> tuple[dict[str, WheelMetadata], tuple[Finding, ...]]:
     """Metadata of every locked wheel, from the wheelhouse (fetched when incomplete), plus hash findings."""
     lock_name = lock_path.name
-    wheels = wheel_files(wheelhouse)
+    wheels = _drop_damaged(lock, wheel_files(wheelhouse), fetch, progress)
     missing = [pin for pin in lock.pins.values() if (pin.name, Version(pin.version)) not in wheels]
     if missing:
         # A version edited by hand keeps the hashes of the old version: recognise them before fetching.

@@ -19,7 +19,7 @@ from packaging.version import InvalidVersion, Version
 
 from harness.errors import WheelhouseError
 
-__all__ = ["WheelMetadata", "file_sha256", "read_wheel_metadata", "wheel_files"]
+__all__ = ["WheelMetadata", "damaged", "file_sha256", "read_wheel_metadata", "wheel_files"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,18 @@ def wheel_files(directory: Path) -> dict[tuple[str, Version], list[Path]]:
             continue
         found.setdefault((canonicalize_name(name), version), []).append(path)
     return found
+
+
+def damaged(path: Path) -> str | None:
+    """Why the file is not an intact wheel (not a zip, truncated, a member failing its CRC), or None."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        return f"{type(exc).__name__}: {str(exc)[:120]}"
+    except Exception as exc:  # zipfile raises assorted errors on damaged archives (zlib.error, ValueError)
+        return f"{type(exc).__name__}: {str(exc)[:120]}"
+    return f"member {bad} fails its CRC" if bad else None
 
 
 def file_sha256(path: Path) -> str:

@@ -48,7 +48,7 @@ class PushError(RegistryError):
 
 def from_stream_error(error: "RegistryStreamError") -> RegistryError:
     """The release's name for what the engine's push stream reported (same one-line message, same evidence)."""
-    kind = {"auth": RegistryAuthError, "unreachable": RegistryUnreachable}.get(error.kind, PushError)
+    kind = {"auth": RegistryAuthError, "unreachable": RegistryUnreachable}.get(error.kind, PushError)  # "stalled" is a PushError
     return kind(error.message, evidence=error.evidence)
 
 

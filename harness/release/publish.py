@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -52,6 +53,7 @@ from harness.release.auth import AuthProvider, auth_for
 from harness.release.client import RegistryAPI, RegistryClient
 from harness.release.errors import RegistryError, ReleaseRefused, from_stream_error
 from harness.release.manifest import MEDIA_OCI_EMPTY, MEDIA_OCI_MANIFEST, MEDIA_VERIFICATION_REPORT, Manifest
+import harness.release.journal as journal
 from harness.release.policy import (
     LABEL_REVISION,
     ReleaseRecord,
@@ -115,12 +117,14 @@ def release(
     report_key=None,  # harness.attest.keys.Verifier: verifies the report's signature (default: signer's public half)
     settings: Mapping[str, Any] | None = None,
     lock=None,  # harness.lock.Lock: today's lock
+    push_timeout: float | None = None,
 ) -> ReleaseRecord:
     """Release the local image `image` (tag or ID) as `target`; see the module docstring for the rules.
 
     `registry_client(registry, credentials)` makes the client the registry is
     checked through (default: the real HTTP `RegistryClient`; unit tests pass
-    an in-memory one).
+    an in-memory one). `push_timeout` is how long the engine's push may stay
+    silent before it counts as stalled (default: the engine's call timeout, 120 s).
     """
     report_path = Path(report_path)
     image_id = engine.image_id(image)
@@ -146,11 +150,22 @@ def release(
     auth_config = credentials.auth_config() if credentials else None
     client = registry_client(target.registry, credentials)
 
+    if record_path is not None:
+        journal.resolve(Path(record_path), client, target.registry, clock=clock, progress=progress)
     progress(f"checking {target.ref} on the registry ({credentials.source if credentials else 'anonymous'} credentials)")
     remote = client.manifest(target.repository, target.tag)
     decision = decide_tag(target, image_id, remote)
+    known = dict(  # the record's fields known before the registry answers
+        registry=target.registry, repository=target.repository, tag=target.tag, image_id=image_id,
+        report_sha256=hashlib.sha256(report_bytes).hexdigest(), lock_sha256=report.lock_sha256,
+        git_revision=git.revision, git_dirty=bool(git.dirty) or git.revision is None, allow_dirty=allow_dirty,
+        image_revision=labels.get(LABEL_REVISION), provenance=provenance(labels),
+        credentials_source=credentials.source if credentials else "anonymous", report_trust=trust,
+    )
     if decision == "push":
-        digest = _push(engine, target, image_id, auth_config, secrets, progress, on_layer)
+        if record_path is not None:
+            journal.begin(Path(record_path), journal.Journal(target.registry, target.repository, target.tag, image_id, known, clock()))
+        digest = _push(engine, target, image_id, auth_config, secrets, progress, on_layer, push_timeout)
     else:
         digest = remote.digest
         progress(f"{target.ref} already points to this image ({digest}); nothing pushed (re-release is a no-op)")
@@ -165,18 +180,14 @@ def release(
         sbom, attestation = _attest(client, target, pushed, image_id, attrs, report, report_bytes, signer, progress)
 
     record = ReleaseRecord(
-        registry=target.registry, repository=target.repository, tag=target.tag, digest=digest,
-        reference=target.by_digest(digest), image_id=image_id,
-        report_sha256=hashlib.sha256(report_bytes).hexdigest(), lock_sha256=report.lock_sha256,
-        git_revision=git.revision, git_dirty=bool(git.dirty) or git.revision is None, allow_dirty=allow_dirty,
-        image_revision=labels.get(LABEL_REVISION), provenance=provenance(labels), verification_artifact=artifact,
-        already_released=decision == "already-released",
-        credentials_source=credentials.source if credentials else "anonymous", released_at=clock(),
-        report_trust=trust, attestation=attestation, sbom=sbom,
+        **known, digest=digest, reference=target.by_digest(digest), verification_artifact=artifact,
+        already_released=decision == "already-released", released_at=clock(), attestation=attestation, sbom=sbom,
     )
     if record_path is not None:
         write_record(Path(record_path), record)
-        progress(f"release record written to {record_path}")
+        journal.append_history(Path(record_path), {"event": "released", **json.loads(record.to_json())})
+        journal.end(Path(record_path), target.registry)
+        progress(f"release record written to {record_path} (history: {journal.history_path(Path(record_path))})")
     return record
 
 
@@ -197,14 +208,14 @@ def _trusted(report_path: Path, verified_report: bytes | None, key) -> tuple[byt
         return data, None, f"{report_path} is not a verification report ({str(exc)[:200]})", None
 
 
-def _push(engine, target: ReleaseTarget, image_id: str, auth_config, secrets, progress, on_layer) -> str:
+def _push(engine, target: ReleaseTarget, image_id: str, auth_config, secrets, progress, on_layer, push_timeout: float | None) -> str:
     from harness.docker.registry_stream import RegistryStreamError  # here: `import harness.release` needs no docker
 
     existed = engine.image_id(target.ref)
     engine.tag(image_id, target.ref)
     progress(f"pushing {target.ref} ({image_id[7:19]})")
     try:
-        return engine.push(target.ref, auth_config=auth_config, on_layer=on_layer, redact=Redactor(secrets))
+        return engine.push(target.ref, auth_config=auth_config, on_layer=on_layer, redact=Redactor(secrets), idle_timeout=push_timeout)
     except RegistryStreamError as exc:  # the adapter's neutral failure, in the release's words
         raise from_stream_error(exc) from None
     finally:

@@ -133,3 +133,29 @@ def test_wheel_not_matching_the_lock_fails_the_build_clearly(engine, prepared, c
     assert ("DO NOT MATCH THE HASHES" in evidence) if damage == "tampered" else ("No matching distribution" in evidence or "Could not find" in evidence)
     assert {c.id for c in engine.client.containers.list(all=True)} == before  # forcerm: no intermediate containers left
     assert engine.image_id("mlrepro-test/tampered:latest") is None
+
+
+def test_a_tag_that_names_an_image_of_other_content_is_not_reused(engine, prepared, repo_config):
+    """Issue 13: the tag holds 16 hex digits of the content hash, the label all of it; an image tagged by hand
+    (here the base image, under the tag this tree's image would have) is rebuilt, never verified in its place."""
+    import dataclasses
+
+    from harness.image.build import ensure_image
+    from harness.ownership import LABEL_CONTENT_HASH
+
+    lock, image = prepared
+    config = dataclasses.replace(repo_config, build=dataclasses.replace(repo_config.build, image_name="mlrepro-test/hijacked"))
+    tag = f"mlrepro-test/hijacked:{image.content_hash[:16]}"
+    engine.tag(image.base_image_id, tag)
+    messages: list[str] = []
+    try:
+        rebuilt = ensure_image(engine, config, lock, progress=messages.append)
+        assert rebuilt.tag == tag and rebuilt.image_id != image.base_image_id and engine.image_id(tag) == rebuilt.image_id
+        labels = engine.image_attrs(rebuilt.image_id)["Config"]["Labels"]
+        assert labels[LABEL_CONTENT_HASH] == image.content_hash
+        assert any(m.startswith(f"image {tag} exists but it has no {LABEL_CONTENT_HASH} label") for m in messages), messages
+        again: list[str] = []
+        assert ensure_image(engine, config, lock, progress=again.append).image_id == rebuilt.image_id
+        assert any("is up to date" in m for m in again)  # the genuine one is reused
+    finally:
+        engine.untag(tag)

@@ -394,6 +394,22 @@ def test_a_push_that_fails_midway_leaves_no_release_record(local_registry, repos
     assert api.manifest_digest(repository, "1.0.0") == record.digest
 
 
+def test_a_push_that_stalls_fails_after_the_push_timeout_and_claims_nothing(local_registry, repository, make_image, clean_tree, tmp_path):
+    """Issue 13: a registry that hangs on the manifest PUT; with --push-timeout 3 the release fails in seconds,
+    naming the stall and the option, instead of waiting out the engine's own timeouts; no record, no tag."""
+    tag, image_id = make_image()
+    report = write_report(tmp_path / "report.json", tag, image_id)
+    started = time.monotonic()
+    with DenyingProxy(local_registry.host, lambda method, path: method == "PUT" and "/manifests/" in path, stall=20) as proxy:
+        with pytest.raises(PushError, match=r"stalled: the engine reported nothing for 3 s .*--push-timeout SECONDS") as caught:
+            do_release(local_registry, repository, "1.0.0", tag, report, clean_tree, tmp_path / "release.json", host=proxy.host,
+                       push_timeout=3)
+        elapsed = time.monotonic() - started
+    assert elapsed < 15, f"the stall was noticed after {elapsed:.1f} s"
+    assert "\n" not in str(caught.value) and not (tmp_path / "release.json").exists()
+    assert local_registry.api().manifest_digest(repository, "1.0.0") is None
+
+
 def test_cli_prints_only_the_reference_and_never_the_password(local_registry, repository, make_image, tmp_path, mlrepro_config,
                                                                signing_key_path):
     tag, image_id = make_image()
@@ -539,14 +555,15 @@ def test_verified_released_pulled_back_by_digest_and_verified_again(local_regist
 
 
 class DenyingProxy:
-    """Forwards every request to the registry, except those `deny(method, path)` picks: 403 DENIED.
+    """Forwards every request to the registry, except those `deny(method, path)` picks: 403 DENIED
+    (after `stall` seconds of silence, to play a hanging registry).
 
     The engine does not retry DENIED, so the push fails at once, at exactly the
     chosen request (after everything before it went through).
     """
 
-    def __init__(self, upstream: str, deny) -> None:
-        self.upstream, self.deny = upstream, deny
+    def __init__(self, upstream: str, deny, *, stall: float = 0.0) -> None:
+        self.upstream, self.deny, self.stall = upstream, deny, stall
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -572,6 +589,7 @@ class DenyingProxy:
             def _forward(self) -> None:
                 body = self._body()
                 if proxy.deny(self.command, self.path):
+                    time.sleep(proxy.stall)  # a hanging registry: nothing for `stall` seconds, then DENIED
                     data = b'{"errors":[{"code":"DENIED","message":"injected failure","detail":null}]}'
                     self.send_response(403)
                     self.send_header("Content-Type", "application/json")

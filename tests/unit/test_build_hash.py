@@ -98,3 +98,68 @@ def test_git_runner_gives_none_without_git_or_repository(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no git at all
     assert git_reader.run(tmp_path, "--version") is None
     assert git_reader.state(tmp_path).revision is None
+
+
+def test_a_reused_image_must_carry_the_full_content_hash_in_its_label():
+    from harness.image.build import reuse_problem
+    from harness.ownership import LABEL_CONTENT_HASH
+
+    full = "ab" * 32
+    assert reuse_problem("p:abababababababab", {LABEL_CONTENT_HASH: full}, full) is None
+    other = reuse_problem("p:abababababababab", {LABEL_CONTENT_HASH: "ab" * 8 + "cd" * 24}, full)
+    assert other == (f"image p:abababababababab exists but its {LABEL_CONTENT_HASH} label is ababababababababcdcdcdcd..., "
+                     f"not abababababababababababab...: it was not built from this tree; building it again")
+    assert "has no io.mlrepro.content-hash label" in reuse_problem("p:x", {}, full)
+
+
+def _members(tar_bytes: bytes) -> list[tuple]:
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as archive:
+        return [(m.name, m.type, m.mode, m.uid, m.gid, m.size, m.linkname,
+                 archive.extractfile(m).read() if m.isfile() else None) for m in archive.getmembers()]
+
+
+def test_the_hashed_tar_is_the_tar_docker_py_sends_but_for_times(context):
+    """Issue 13: what is hashed is what the engine receives, entry for entry (links, directories, modes, names)."""
+    import io
+
+    from docker.utils.build import tar as docker_tar
+
+    from harness.docker.engine import write_context_tar
+
+    (context / "app" / "empty").mkdir()
+    (context / "app" / "link.py").symlink_to("main.py")
+    (context / "app" / "odd\nname ü.txt").write_bytes(b"\x00\xff")
+    (context / "app" / "main.py").chmod(0o600)
+    ours = io.BytesIO()
+    write_context_tar(context, context / "Dockerfile", ours)
+    patterns = [line for line in (context / ".dockerignore").read_text().splitlines() if line]
+    theirs = docker_tar(str(context), exclude=patterns, dockerfile=("Dockerfile", None)).read()
+    assert _members(ours.getvalue()) == _members(theirs)
+    assert {m[0] for m in _members(ours.getvalue())} >= {"Dockerfile", "app/empty", "app/link.py", "app/odd\nname ü.txt"}
+
+
+@pytest.mark.parametrize("change", ["mode", "empty directory", "symlink target", "name with a newline", "hard link"])
+def test_the_hash_sees_what_the_build_sees(context, change):
+    h = lambda: content_hash(context, context / "Dockerfile", {}, "sha256:b")  # noqa: E731
+    (context / "app" / "other.py").write_text("print(1)\n")  # the same bytes as main.py
+    (context / "app" / "link.py").symlink_to("main.py")
+    first = h()
+    os.utime(context / "app" / "main.py", (1, 1))
+    assert h() == first  # times are not content
+    if change == "mode":
+        (context / "app" / "main.py").chmod(0o600)
+    elif change == "empty directory":
+        (context / "app" / "data").mkdir()
+    elif change == "symlink target":
+        (context / "app" / "link.py").unlink()
+        (context / "app" / "link.py").symlink_to("other.py")  # same content behind it, another link
+    elif change == "name with a newline":
+        (context / "app" / "main.py").rename(context / "app" / "main.py\n")
+        (context / "app" / "main.py").symlink_to("main.py\n")
+    else:
+        (context / "app" / "other.py").unlink()
+        os.link(context / "app" / "main.py", context / "app" / "other.py")
+    assert h() != first

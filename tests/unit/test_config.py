@@ -88,3 +88,23 @@ def test_invalid_compare_settings_name_the_key(data, key):
     with pytest.raises(ConfigError) as info:
         parse_config(data, ROOT)
     assert info.value.key == key
+
+
+@pytest.mark.parametrize(("written", "normalized"), [("./predictions.csv", "predictions.csv"), ("predictions.csv/", "predictions.csv"),
+                                                      ("out/./scores.csv", "out/scores.csv")])
+def test_artifact_paths_spelled_differently_mean_the_same_file(tmp_path, written, normalized):
+    """Issue 13: `./predictions.csv` used to be looked up as written, so an identical file was reported missing."""
+    config = parse_config({"project": "p", "artifacts": [{"path": written}]}, tmp_path)
+    assert [a.path for a in config.artifacts] == [normalized]
+
+
+@pytest.mark.parametrize(("paths", "needle"), [
+    (["predictions.csv", "./predictions.csv"], "artifacts[1].path: expected a file not already compared by artifacts[0]"),
+    (["."], "artifacts[0].path: expected a file path relative to the output directory"),
+    (["out\\p.csv"], "artifacts[0].path: expected '/' as the path separator"),
+    (["out\\p.csv"], "write it as 'out/p.csv'"),
+])
+def test_artifact_paths_that_cannot_be_meant_are_refused(tmp_path, paths, needle):
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"project": "p", "artifacts": [{"path": p} for p in paths]}, tmp_path)
+    assert needle in str(caught.value)

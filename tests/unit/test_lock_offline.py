@@ -192,3 +192,52 @@ def test_freshness_gate_on_the_project(tmp_path):
     stale = mlrepro_lock(project, "--check")
     assert stale.exit_code == 1
     assert "requests" in stale.stdout and "run 'mlrepro lock'" in stale.stdout
+
+
+# A damaged wheelhouse is not a stale lock (issue 13) -------------------------------------------------
+
+
+def _truncate_a_locked_wheel(project: Path) -> Path:
+    wheel = sorted((project / "wheelhouse").glob("lk_gamma-*.whl"))[0]
+    wheel.write_bytes(wheel.read_bytes()[: wheel.stat().st_size // 2])
+    return wheel
+
+
+@host_can_resolve
+def test_a_truncated_wheel_is_fetched_again_and_the_lock_stays_fresh(locked, wheels):
+    import shutil
+
+    from harness.lock.wheels import damaged
+
+    config = load_config(locked)
+    target = Target(config.wheelhouse.python_version, host_target()["machine"], config.wheelhouse.glibc)
+    wheel = _truncate_a_locked_wheel(locked)
+    intact = (wheels / wheel.name).read_bytes()
+    fetched: list[str] = []
+
+    def fetch_from_the_test_index(directory, lock_path, lock, target, *, progress):
+        for pin in lock.pins.values():
+            for candidate in wheels.glob(f"{pin.name.replace('-', '_')}-{pin.version}-*.whl"):
+                if not (directory / candidate.name).exists():
+                    shutil.copy2(candidate, directory / candidate.name)
+                    fetched.append(candidate.name)
+
+    messages: list[str] = []
+    result = check(config.requirements_in, config.lock, target, config.wheelhouse.dir, fetch=fetch_from_the_test_index,
+                   progress=messages.append)
+    assert result.fresh, [f.message for f in result.findings]
+    assert fetched == [wheel.name] and wheel.read_bytes() == intact and damaged(wheel) is None
+    assert any(f"{wheel.name} in the wheelhouse is damaged" in m and "the lock is not at fault" in m for m in messages)
+
+
+@host_can_resolve
+def test_a_truncated_wheel_without_a_fetch_is_named_as_the_wheelhouses_fault(locked):
+    from harness.errors import LockError
+
+    config = load_config(locked)
+    target = Target(config.wheelhouse.python_version, host_target()["machine"], config.wheelhouse.glibc)
+    wheel = _truncate_a_locked_wheel(locked)
+    with pytest.raises(LockError) as caught:
+        check(config.requirements_in, config.lock, target, config.wheelhouse.dir)
+    assert str(caught.value).startswith(f"{wheel}: the wheelhouse holds a damaged wheel (")
+    assert "the lock is not at fault: delete it and run 'mlrepro wheelhouse'" in str(caught.value)

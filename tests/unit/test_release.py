@@ -738,8 +738,8 @@ def test_fake_release_project_verifies_first_and_both_files_are_written_whole(fa
     assert record.report_trust == "verified-here" and record.attestation["keyid"] == SIGNER.keyid
     signed = verify_envelope(Envelope.from_json((out / "report.json.dsse").read_bytes()), SIGNER.verifier())
     assert signed == (out / "report.json").read_bytes()
-    assert sorted(p.name for p in out.iterdir()) == [".release.json.tmp", ".report.json.tmp", "release.json", "report.json",
-                                                     "report.json.dsse"]
+    assert sorted(p.name for p in out.iterdir()) == [".release.json.tmp", ".report.json.tmp", "release-history.jsonl", "release.json",
+                                                     "report.json", "report.json.dsse"]
     assert (out / ".release.json.tmp").read_text() == "another release's half-written record"
 
 
@@ -843,3 +843,74 @@ def test_the_package_exports_what_it_promises():
     assert sorted(set(package.__all__)) == sorted(package.__all__)
     assert all(hasattr(package, name) for name in package.__all__)
     assert issubclass(FakeRegistry, object) and callable(FakeRegistry().client)
+
+
+# The journal and the history (issue 13: all or nothing, history appended) ------------------------------
+
+
+def _interrupt_push(fake: FakeEngine, *, after_registry_took_it: bool) -> None:
+    """The release killed during its push: before the registry stored anything, or after it took the tag."""
+    original = fake.push
+
+    def push(ref, **kwargs):
+        if after_registry_took_it:
+            original(ref, **kwargs)
+        raise KeyboardInterrupt
+
+    fake.push = push
+
+
+@pytest.mark.parametrize("after, event", [(True, "completed"), (False, "rolled-back")])
+def test_an_interrupted_release_is_completed_or_rolled_back_by_the_next(fake, tree, tmp_path, after, event):
+    from harness.release.journal import history_path, journal_path, read_history
+
+    record = tmp_path / "release.json"
+    _interrupt_push(fake, after_registry_took_it=after)
+    with pytest.raises(KeyboardInterrupt):
+        fake_release(fake, tree, tmp_path)
+    assert journal_path(record, HOST).is_file() and not record.exists() and read_history(record) == []
+    del fake.push  # the next run's push works
+    messages: list[str] = []
+    second = fake_release(fake, tree, tmp_path, tag="1.5.0", progress=messages.append)
+    history = read_history(record)
+    assert [e["event"] for e in history] == [event, "released"] and not journal_path(record, HOST).exists()
+    first = history[0]
+    assert (first["tag"], first["image_id"], first["report_sha256"]) == ("1.4.0", fake.local_id, second.report_sha256)
+    if after:  # what the registry took is what the history says was pushed
+        assert first["digest"] == fake.registry.tags[("ml/model", "1.4.0")] == second.digest
+        assert any("interrupted after its push" in m for m in messages)
+    else:
+        assert first["digest"] is None and ("ml/model", "1.4.0") not in fake.registry.tags
+        assert any("interrupted before its push: nothing was pushed" in m for m in messages)
+    assert history[1] == {"event": "released", **json.loads(second.to_json())}
+    assert history_path(record).name == "release-history.jsonl"
+
+
+def test_the_history_is_appended_never_rewritten(fake, tree, tmp_path):
+    from harness.release.journal import history_path, read_history
+
+    first = fake_release(fake, tree, tmp_path)
+    before = history_path(tmp_path / "release.json").read_bytes()
+    second = fake_release(fake, tree, tmp_path, tag="1.5.0")
+    after = history_path(tmp_path / "release.json").read_bytes()
+    assert after.startswith(before) and after.count(b"\n") == 2
+    assert [(e["tag"], e["digest"]) for e in read_history(tmp_path / "release.json")] == [("1.4.0", first.digest), ("1.5.0", second.digest)]
+    assert ReleaseRecord.from_json((tmp_path / "release.json").read_text()) == second  # the record is the latest one
+
+
+def test_a_torn_or_foreign_journal_never_blocks_a_release(fake, tree, tmp_path):
+    from harness.release.journal import Journal, begin, journal_path, read_history
+
+    record = tmp_path / "release.json"
+    journal_path(record, HOST).write_text('{"schema": 1, "registry": ')  # cut short before any push
+    messages: list[str] = []
+    fake_release(fake, tree, tmp_path, progress=messages.append)
+    assert not journal_path(record, HOST).exists() and any("unreadable" in m for m in messages)
+    assert [e["event"] for e in read_history(record)] == ["released"]
+
+    begin(record, Journal("other.example:5000", "ml/model", "9", fake.local_id, {"tag": "9"}, "2026-01-01T00:00:00Z"))
+    messages.clear()
+    fake_release(fake, tree, tmp_path, tag="1.6.0", progress=messages.append)
+    assert journal_path(record, "other.example:5000").is_file()  # left for a release to that registry
+    assert journal_path(record, "other.example:5000").name == "release.json.other.example_5000.journal"
+    assert any("release.json.other.example_5000.journal; release to its registry again" in m for m in messages)
