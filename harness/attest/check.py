@@ -122,16 +122,17 @@ def _artifacts(client, repository: str, digest: str, artifact_type: str, suffix:
     return ([found] if found is not None else []), f"the tag {tag}"
 
 
-def _layer(manifest, media_type: str) -> tuple[dict[str, Any], Mapping[str, Any]]:
-    """(the manifest's data, its one layer of `media_type`); CheckFailed for anything else."""
+def _layers(manifest, media_type: str) -> tuple[dict[str, Any], list[Mapping[str, Any]]]:
+    """(the manifest's data, its layers of `media_type`: one per release of the image); CheckFailed when none."""
     try:
         data = json.loads(manifest.body)
     except ValueError:
         raise CheckFailed(f"the artifact {manifest.digest} is not a JSON manifest; it was not written by mlrepro release") from None
-    layers = [layer for layer in data.get("layers") or [] if isinstance(layer, dict) and layer.get("mediaType") == media_type]
-    if len(layers) != 1 or not isinstance(layers[0].get("digest"), str):
-        raise CheckFailed(f"the artifact {manifest.digest} holds no single {media_type} layer; it was not written by mlrepro release")
-    return data, layers[0]
+    layers = [layer for layer in data.get("layers") or [] if isinstance(layer, dict) and layer.get("mediaType") == media_type
+              and isinstance(layer.get("digest"), str)]
+    if not layers:
+        raise CheckFailed(f"the artifact {manifest.digest} holds no {media_type} layer; it was not written by mlrepro release")
+    return data, layers
 
 
 def _read_blob(client, repository: str, digest: str, what: str) -> bytes:
@@ -155,17 +156,26 @@ def check_image(client, repository: str, digest: str, verifier, policy: Policy =
         raise CheckFailed(f"{reference} carries no mlrepro attestation (looked with {found_via}); "
                           "it was not released with 'mlrepro release --sign-key', or this is another image: do not deploy it")
     failures: list[CheckFailed] = []
-    for attestation in attestations:
+    candidates = []
+    for attestation in attestations:  # each of its layers is the attestation of one release of this image
         try:
-            predicate = _check_attestation(client, repository, digest, image, attestation, verifier, reference)
-            return _check_predicate(client, repository, digest, predicate, policy, reference, verifier.keyid, found_via)
+            candidates.append(_layers(attestation, MEDIA_DSSE))
         except CheckFailed as exc:
             failures.append(exc)
-    raise failures[0]
+    # A later release appends its layer to a new manifest: the one with most layers holds them all (the referrers
+    # API also lists the superseded ones, in no particular order).
+    for data, layers in sorted(candidates, key=lambda found: -len(found[1])):
+        for layer in reversed(layers):  # the newest first
+            try:
+                predicate = _check_attestation(client, repository, digest, image, data, layer, verifier, reference)
+                return _check_predicate(client, repository, digest, predicate, policy, reference, verifier.keyid, found_via)
+            except CheckFailed as exc:
+                failures.append(exc)
+    raise failures[0]  # why the newest attestation fails
 
 
-def _check_attestation(client, repository: str, digest: str, image, attestation, verifier, reference: str) -> Mapping[str, Any]:
-    data, layer = _layer(attestation, MEDIA_DSSE)
+def _check_attestation(client, repository: str, digest: str, image, data: Mapping[str, Any], layer: Mapping[str, Any], verifier,
+                       reference: str) -> Mapping[str, Any]:
     subject = (data.get("subject") or {}).get("digest")
     if subject is not None and subject != digest:
         raise CheckFailed(f"the attestation found for {reference} is attached to {subject}, another image; do not deploy it")
@@ -219,8 +229,8 @@ def _check_sbom(client, repository: str, digest: str, predicate: Mapping[str, An
         raise CheckFailed(f"the attestation of {reference} covers no SBOM; release again with 'mlrepro release --sign-key'")
     sboms, found_via = _artifacts(client, repository, digest, MEDIA_CYCLONEDX, "sbom")
     for sbom in sboms:
-        _, layer = _layer(sbom, MEDIA_CYCLONEDX)
-        if layer["digest"] == "sha256:" + covered:
+        _, layers = _layers(sbom, MEDIA_CYCLONEDX)
+        for layer in (found for found in layers if found["digest"] == "sha256:" + covered):
             blob = _read_blob(client, repository, layer["digest"], "SBOM")
             if hashlib.sha256(blob).hexdigest() != covered:  # the client checked it too; said here for a reader of this file
                 raise CheckFailed(f"the SBOM of {reference} is not the one the attestation covers")

@@ -425,6 +425,12 @@ class Engine:
             self.client.api.remove_image(ref, noprune=True)
         return True
 
+    def discard(self, ref: str) -> None:
+        """Remove the name `ref`, and the image too when that was its only name and nothing uses it."""
+        with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.APIError):
+            if not self.untag(ref):
+                self.client.api.remove_image(ref)
+
     def registry_credentials(self, registry: str) -> tuple[str, str] | None:
         """(user, password) the user's docker config holds for `registry` (see `docker_config_credentials`)."""
         return docker_config_credentials(registry)

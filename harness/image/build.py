@@ -131,24 +131,42 @@ def ensure_image(engine: Engine, config: Config, lock: Lock, *, progress: Callab
                  reproducible: bool = False) -> ImageInfo:
     """The image for the current tree: reused when its content hash is on the engine, built otherwise.
 
-    `no_cache` rebuilds from scratch (no image reuse, no layer cache): the same
-    bytes go in, so the same tag comes out. `reproducible` builds with buildah
+    `no_cache` rebuilds from scratch (no image reuse, no layer cache); when
+    the tag already names an image (that a report may name), a rebuild with
+    another ID gets `<tag>-<id>` and the tag stays where it was. A context
+    that changes during the build fails it (the image may hold either
+    content) and nothing is kept. `reproducible` builds with buildah
     (every timestamp at the epoch: the same tree gives the same image ID),
     under its own content hash.
     """
     plan = plan_build(engine, config, lock, reproducible=reproducible)
     tag = f"{config.build.image_name}:{plan.content_hash[:16]}"
-    image_id = None if no_cache else engine.image_id(tag)
-    if image_id:
-        problem = reuse_problem(tag, (engine.image_attrs(image_id).get("Config") or {}).get("Labels") or {}, plan.content_hash)
-        if problem:
+    existing = engine.image_id(tag)
+    if existing:
+        problem = reuse_problem(tag, (engine.image_attrs(existing).get("Config") or {}).get("Labels") or {}, plan.content_hash)
+        if problem:  # not this tree's image: never reused, and its tag is not one a report of this tree names
             progress(problem)
-            image_id = None
+            existing = None
+    image_id = None if no_cache else existing
     if image_id:
         progress(f"image {tag} is up to date (content hash unchanged); no build")
     else:
         how = " with buildah, timestamps at the epoch" if reproducible else ""
         progress(f"building {tag} from {plan.base}{how} (content changed or first build)")
-        image_id = build_planned(engine, config, plan, tag=tag, progress=progress, no_cache=no_cache)
+        # A no-cache rebuild never moves a tag a report may name: it builds under a name of its own first.
+        build_tag = f"{tag}-rebuild" if existing else tag
+        image_id = build_planned(engine, config, plan, tag=build_tag, progress=progress, no_cache=no_cache)
+        after = content_hash(config.build.context, config.build.dockerfile, plan.args, plan.base_id, builder=plan.builder)
+        if after != plan.content_hash:
+            engine.discard(build_tag)
+            raise BuildError(f"the build context changed while {tag} was built (content hash {plan.content_hash[:16]} before, "
+                             f"{after[:16]} after): the image may hold either; it was not kept; run again once nothing writes "
+                             f"into {config.build.context}")
+        if existing:
+            if image_id != existing:
+                tag = f"{tag}-{image_id[7:19]}"
+                engine.tag(image_id, tag)
+                progress(f"the no-cache build gave image {image_id[7:19]}; {existing[7:19]} keeps its tag (a report may name it)")
+            engine.untag(build_tag)
         progress(f"built {tag} ({image_id[7:19]})")
     return ImageInfo(tag=tag, image_id=image_id, content_hash=plan.content_hash, base_image=plan.base, base_image_id=plan.base_id)

@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from harness.compare import DEFAULT_IGNORED_PACKAGES, normalize_name
 from harness.errors import MlreproError
@@ -209,12 +209,15 @@ def verification_tag(image_digest: str) -> str:
 
 
 def artifact_manifest(blob: bytes, subject: Mapping[str, Any], *, media_type: str, artifact_type: str, title: str,
-                      annotations: Mapping[str, str] | None = None) -> tuple[bytes, bytes]:
-    """Pure: (manifest bytes, config bytes) of an OCI artifact holding one blob about `subject`.
+                      annotations: Mapping[str, str] | None = None,
+                      earlier: Sequence[Mapping[str, Any]] = ()) -> tuple[bytes, bytes]:
+    """Pure: (manifest bytes, config bytes) of an OCI artifact holding a blob about `subject`.
 
     The OCI 1.1 artifact form (empty config, `artifactType`, `subject`), so a
     registry with the referrers API lists it under the image; the same inputs
-    give the same digest.
+    give the same digest. `earlier` layers (what the artifact held before:
+    a later release of the same image adds its blob, never removes one) come
+    first, as cosign appends signatures.
     """
     config = b"{}"
     manifest = {
@@ -222,7 +225,7 @@ def artifact_manifest(blob: bytes, subject: Mapping[str, Any], *, media_type: st
         "mediaType": MEDIA_OCI_MANIFEST,
         "artifactType": artifact_type,
         "config": {"mediaType": MEDIA_OCI_EMPTY, "digest": "sha256:" + hashlib.sha256(config).hexdigest(), "size": len(config)},
-        "layers": [{
+        "layers": [*(dict(layer) for layer in earlier), {
             "mediaType": media_type,
             "digest": "sha256:" + hashlib.sha256(blob).hexdigest(),
             "size": len(blob),
@@ -234,10 +237,11 @@ def artifact_manifest(blob: bytes, subject: Mapping[str, Any], *, media_type: st
     return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode(), config
 
 
-def verification_manifest(report_bytes: bytes, subject: Mapping[str, Any]) -> tuple[bytes, bytes]:
+def verification_manifest(report_bytes: bytes, subject: Mapping[str, Any], *, earlier: Sequence[Mapping[str, Any]] = ()) -> tuple[bytes, bytes]:
     """Pure: the OCI artifact holding the report (`artifact_manifest` with the report's media type)."""
     return artifact_manifest(report_bytes, subject, media_type=MEDIA_VERIFICATION_REPORT, artifact_type=MEDIA_VERIFICATION_REPORT,
-                             title="report.json", annotations={"io.mlrepro.report-sha256": hashlib.sha256(report_bytes).hexdigest()})
+                             title="report.json", annotations={"io.mlrepro.report-sha256": hashlib.sha256(report_bytes).hexdigest()},
+                             earlier=earlier)
 
 
 def provenance(labels: Mapping[str, str]) -> dict[str, str]:

@@ -52,7 +52,7 @@ from harness.git import state as git_state
 from harness.release.auth import AuthProvider, auth_for
 from harness.release.client import RegistryAPI, RegistryClient
 from harness.release.errors import RegistryError, ReleaseRefused, from_stream_error
-from harness.release.manifest import MEDIA_OCI_EMPTY, MEDIA_OCI_MANIFEST, MEDIA_VERIFICATION_REPORT, Manifest
+from harness.release.manifest import MEDIA_OCI_EMPTY, MEDIA_OCI_MANIFEST, Manifest
 import harness.release.journal as journal
 from harness.release.policy import (
     LABEL_REVISION,
@@ -237,44 +237,46 @@ def _confirm(client: RegistryAPI, target: ReleaseTarget, image_id: str, digest: 
 
 
 def _push_report(client: RegistryAPI, target: ReleaseTarget, image: Manifest, report_bytes: bytes, progress) -> dict[str, str]:
-    body, config = verification_manifest(report_bytes, image.descriptor())
-    return _push_artifact(client, target, image, "verification", body, config, report_bytes, MEDIA_VERIFICATION_REPORT,
-                          "verification report", progress)
+    return _push_artifact(client, target, image, "verification", report_bytes, progress, what="verification report",
+                          build=lambda earlier: verification_manifest(report_bytes, image.descriptor(), earlier=earlier))
 
 
-def _push_artifact(client: RegistryAPI, target: ReleaseTarget, image: Manifest, suffix: str, body: bytes, config: bytes,
-                   blob: bytes, media_type: str, what: str, progress, same: Callable[[bytes], bool] | None = None) -> dict[str, str]:
-    """Attach one artifact beside the image under its fallback tag; never replace a different one.
+def _push_artifact(client: RegistryAPI, target: ReleaseTarget, image: Manifest, suffix: str, blob: bytes, progress, *, what: str,
+                   build: Callable[[list], tuple[bytes, bytes]], same: Callable[[bytes], bool] | None = None) -> dict[str, str]:
+    """Attach `blob` beside the image under its fallback tag, keeping whatever that artifact held before.
 
-    `same(existing_blob)` decides whether an artifact already there with other
-    bytes says the same thing (an ECDSA signature differs on every signing).
+    Runs only after the push is confirmed, so it must never refuse: a later
+    release of the same image with another report (a re-verification) adds
+    its blob as one more layer (`build(earlier_layers)` makes the manifest).
+    `same(existing_blob)` says an earlier layer already says the same thing
+    (an ECDSA signature differs on every signing): then nothing is written.
     """
     tag = referrer_tag(image.digest, suffix)
-    expected = "sha256:" + hashlib.sha256(body).hexdigest()
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
     existing = client.manifest(target.repository, tag)
-    if existing is not None and (existing.digest == expected or (same is not None and same(_first_layer(client, target, existing)))):
+    earlier = _layers(existing)
+    if any(layer.get("digest") == digest for layer in earlier) or (
+            same is not None and any(same(client.blob(target.repository, layer["digest"]) or b"") for layer in earlier)):
         progress(f"{what} already beside the image ({target.repository}:{tag})")
         return {"tag": tag, "digest": existing.digest}
-    if existing is not None:
-        raise ReleaseRefused([
-            f"{target.registry}/{target.repository}:{tag} already holds a different {what} ({existing.digest}) for this image; "
-            f"it is never replaced: release with the {what} that was released first"
-        ])
+    body, config = build(earlier)
     client.upload_blob(target.repository, config, MEDIA_OCI_EMPTY)
-    client.upload_blob(target.repository, blob, media_type)
-    digest = client.put_manifest(target.repository, tag, body, MEDIA_OCI_MANIFEST)
-    progress(f"{what} pushed beside the image as {target.repository}:{tag} ({digest[:19]})")
-    return {"tag": tag, "digest": digest}
+    client.upload_blob(target.repository, blob, json.loads(body)["layers"][-1]["mediaType"])
+    stored = client.put_manifest(target.repository, tag, body, MEDIA_OCI_MANIFEST)
+    kept = f", after the {len(earlier)} earlier one(s) it keeps" if earlier else ""
+    progress(f"{what} pushed beside the image as {target.repository}:{tag} ({stored[:19]}{kept})")
+    return {"tag": tag, "digest": stored}
 
 
-def _first_layer(client: RegistryAPI, target: ReleaseTarget, manifest: Manifest) -> bytes:
-    import json
-
+def _layers(manifest: Manifest | None) -> list[dict[str, Any]]:
+    """The layers an artifact manifest holds (none for no manifest or one that is not ours)."""
+    if manifest is None:
+        return []
     try:
         layers = json.loads(manifest.body).get("layers") or []
-        return client.blob(target.repository, layers[0]["digest"]) or b""
-    except (ValueError, AttributeError, IndexError, KeyError, TypeError):
-        return b""
+    except (ValueError, AttributeError):
+        return []
+    return [layer for layer in layers if isinstance(layer, dict) and isinstance(layer.get("digest"), str)]
 
 
 def _attest(client: RegistryAPI, target: ReleaseTarget, image: Manifest, image_id: str, attrs: Mapping[str, Any], report: Report,
@@ -290,9 +292,9 @@ def _attest(client: RegistryAPI, target: ReleaseTarget, image: Manifest, image_i
     packages = report.environments.get("image", {}).get("packages", {})
     sbom_bytes = image_sbom(packages, image_name=name, image_id=image_id, image_digest=image.digest, tool_version=__version__)
     validate_sbom(sbom_bytes)
-    body, config = artifact_manifest(sbom_bytes, image.descriptor(), media_type=MEDIA_CYCLONEDX, artifact_type=MEDIA_CYCLONEDX,
-                                     title="sbom.cdx.json")
-    sbom = {**_push_artifact(client, target, image, "sbom", body, config, sbom_bytes, MEDIA_CYCLONEDX, "SBOM", progress),
+    sbom = {**_push_artifact(client, target, image, "sbom", sbom_bytes, progress, what="SBOM",
+                             build=lambda earlier: artifact_manifest(sbom_bytes, image.descriptor(), media_type=MEDIA_CYCLONEDX,
+                                                                     artifact_type=MEDIA_CYCLONEDX, title="sbom.cdx.json", earlier=earlier)),
             "sha256": hashlib.sha256(sbom_bytes).hexdigest()}
 
     platform = f"{attrs.get('Os') or 'linux'}/{attrs.get('Architecture') or 'unknown'}" + (f"/{attrs['Variant']}" if attrs.get("Variant") else "")
@@ -309,10 +311,11 @@ def _attest(client: RegistryAPI, target: ReleaseTarget, image: Manifest, image_i
         except (ValueError, MlreproError):
             return False
 
-    body, config = artifact_manifest(envelope, image.descriptor(), media_type=MEDIA_DSSE, artifact_type=MEDIA_ATTESTATION,
-                                     title="attestation.dsse.json", annotations={"io.mlrepro.keyid": signer.keyid})
-    attestation = {**_push_artifact(client, target, image, "att", body, config, envelope, MEDIA_DSSE, "signed attestation", progress,
-                                    same=same), "keyid": signer.keyid}
+    attestation = {**_push_artifact(
+        client, target, image, "att", envelope, progress, what="signed attestation", same=same,
+        build=lambda earlier: artifact_manifest(envelope, image.descriptor(), media_type=MEDIA_DSSE, artifact_type=MEDIA_ATTESTATION,
+                                                title="attestation.dsse.json", annotations={"io.mlrepro.keyid": signer.keyid},
+                                                earlier=earlier)), "keyid": signer.keyid}
     return sbom, attestation
 
 

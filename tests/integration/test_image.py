@@ -159,3 +159,45 @@ def test_a_tag_that_names_an_image_of_other_content_is_not_reused(engine, prepar
         assert any("is up to date" in m for m in again)  # the genuine one is reused
     finally:
         engine.untag(tag)
+
+
+def _tiny_project(root: Path, base: str) -> Path:
+    root.mkdir()
+    (root / "Dockerfile").write_text(f"FROM {base}\nCOPY data.txt /data.txt\nRUN sleep 2 && cat /data.txt > /copy.txt\n")
+    (root / "data.txt").write_text("first\n")
+    (root / "requirements.txt").write_text("")
+    (root / "pyproject.toml").write_text('[tool.mlrepro]\nproject = "tiny-build"\n[tool.mlrepro.build]\nimage_name = "mlrepro-test/tiny-build"\n'
+                                         f'base_image = "{base}"\nfallback_base_image = "{base}"\n')
+    return root
+
+
+def test_a_file_changed_during_the_build_keeps_no_image_and_no_cache_keeps_the_tag(engine, prepared, tmp_path):
+    """Issue 13: the hash is taken before the build, the files are read during it; a file written in between
+    must not leave an image tagged with the old hash. And `--no-cache` never moves a tag a report may name."""
+    from harness.config import load_config
+    from harness.image.build import ensure_image
+    from harness.lock import Lock
+
+    _, image = prepared
+    config = load_config(_tiny_project(tmp_path / "p", image.base_image) / "pyproject.toml")
+    lock = Lock(str(config.lock), "0" * 64, {})
+    made: list[str] = []
+    try:
+        def write_during_the_build(message: str) -> None:
+            if message.strip().startswith("Step 3/3"):  # the context is sent; the RUN step is under way
+                (config.root / "data.txt").write_text("second\n")
+
+        with pytest.raises(BuildError, match=r"the build context changed while mlrepro-test/tiny-build:\w{16} was built"):
+            ensure_image(engine, config, lock, progress=write_during_the_build)
+        assert not [t for i in engine.client.images.list("mlrepro-test/tiny-build") for t in i.tags]
+
+        first = ensure_image(engine, config, lock, progress=lambda m: None)
+        made.append(first.tag)
+        rebuilt = ensure_image(engine, config, lock, progress=lambda m: None, no_cache=True)
+        made.append(rebuilt.tag)
+        assert engine.image_id(first.tag) == first.image_id  # the tag a report of the first build names did not move
+        assert rebuilt.image_id != first.image_id and rebuilt.tag == f"{first.tag}-{rebuilt.image_id[7:19]}"
+        assert engine.image_id(f"{first.tag}-rebuild") is None
+    finally:
+        for ref in made:
+            engine.discard(ref)

@@ -206,3 +206,24 @@ def test_the_attestation_artifact_has_our_type_and_points_at_the_image(released)
     assert manifest["artifactType"] == MEDIA_ATTESTATION and manifest["subject"]["digest"] == record.digest
     assert manifest["layers"][0]["mediaType"] == "application/vnd.dsse.envelope.v1+json"
     assert record.attestation["tag"] == referrer_tag(record.digest, "att") and Path(record.sbom["tag"]).suffix == ".sbom"
+
+
+def test_a_re_verified_image_released_under_a_new_tag_keeps_both_proofs(released, keys, tmp_path):
+    """Issue 13: a second release of the same image with another report used to be refused after its tag was
+    pushed. Nothing after the push may refuse: each artifact keeps the earlier layer and adds the new one."""
+    import dataclasses
+
+    engine, record, report = released
+    again = dataclasses.replace(report, reference_sha256="f" * 64)  # a later verification: other report bytes
+    second = release(ReleaseTarget(HOST, REPO, "1.1"), image="mlrepro/p:0123", report_path=tmp_path / "r2.json",
+                     root=tmp_path / "proj",  # the released fixture's project
+                     engine=engine, auth=StaticAuth(None), registry_client=engine.registry.client,
+                     verified_report=again.to_json().encode(), signer=keys[0], allow_dirty=True)
+    assert second.digest == record.digest and engine.registry.tags[(REPO, "1.1")] == record.digest
+    for suffix, count in (("verification", 2), ("att", 2), ("sbom", 1)):  # the SBOM of one image is one document
+        layers = json.loads(engine.registry.manifest(REPO, referrer_tag(record.digest, suffix)).body)["layers"]
+        assert len(layers) == count, suffix
+    first_report = json.loads(engine.registry.manifest(REPO, referrer_tag(record.digest, "verification")).body)["layers"][0]
+    assert engine.registry.blobs[(REPO, first_report["digest"])] == report.to_json().encode()  # the first one is kept
+    result = check_image(engine.registry, REPO, record.digest, keys[0].verifier())
+    assert result.predicate["report_sha256"] == hashlib.sha256(again.to_json().encode()).hexdigest()  # the newest is checked
