@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -164,7 +165,7 @@ def test_a_tag_that_names_an_image_of_other_content_is_not_reused(engine, prepar
 def _tiny_project(root: Path, base: str) -> Path:
     root.mkdir()
     (root / "Dockerfile").write_text(f"FROM {base}\nCOPY data.txt /data.txt\nRUN sleep 2 && cat /data.txt > /copy.txt\n")
-    (root / "data.txt").write_text("first\n")
+    (root / "data.txt").write_text(f"first {uuid.uuid4().hex}\n")  # content of its own: nothing to reuse from another run
     (root / "requirements.txt").write_text("")
     (root / "pyproject.toml").write_text('[tool.mlrepro]\nproject = "tiny-build"\n[tool.mlrepro.build]\nimage_name = "mlrepro-test/tiny-build"\n'
                                          f'base_image = "{base}"\nfallback_base_image = "{base}"\n')
@@ -184,7 +185,7 @@ def test_a_file_changed_during_the_build_keeps_no_image_and_no_cache_keeps_the_t
     made: list[str] = []
     try:
         def write_during_the_build(message: str) -> None:
-            if message.strip().startswith("Step 3/3"):  # the context is sent; the RUN step is under way
+            if message.strip().startswith("Step 3/"):  # the context is sent; the RUN step is under way (labels add steps)
                 (config.root / "data.txt").write_text("second\n")
 
         with pytest.raises(BuildError, match=r"the build context changed while mlrepro-test/tiny-build:\w{16} was built"):
@@ -199,5 +200,5 @@ def test_a_file_changed_during_the_build_keeps_no_image_and_no_cache_keeps_the_t
         assert rebuilt.image_id != first.image_id and rebuilt.tag == f"{first.tag}-{rebuilt.image_id[7:19]}"
         assert engine.image_id(f"{first.tag}-rebuild") is None
     finally:
-        for ref in made:
+        for ref in made + [t for i in engine.client.images.list("mlrepro-test/tiny-build") for t in i.tags]:
             engine.discard(ref)
