@@ -323,6 +323,8 @@ def test_three_verifications_of_this_repository_are_identical(engine, repo_confi
     data = json.loads(texts[0])
     for side in data["environments"].values():
         side["python"].pop("executable", None)  # the one path a report keeps: which interpreter ran
+    settings = data.pop("settings")  # the verified settings name paths relative to the project, and the container's workdir
+    assert settings["run"]["workdir_in_image"] == repo_config.run.workdir_in_image and str(ROOT) not in json.dumps(settings)
     assert str(ROOT) not in json.dumps(data) and tempfile.gettempdir() + "/" not in json.dumps(data)
 
 

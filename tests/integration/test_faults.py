@@ -454,7 +454,9 @@ def test_sigint_during_a_build(engine, make_project):
     run.wait_for(f"RUN sleep 120 # {marker}")
 
     def build_containers() -> list:
-        return [c for c in engine.client.containers.list(all=True) if marker in " ".join(c.attrs["Config"].get("Cmd") or [])]
+        # One list call (its Command field): containers.list() inspects each one, and the build's own container
+        # may be removed between the list and the inspect (a NotFound that is no failure of the harness).
+        return [c["Id"] for c in engine.client.api.containers(all=True) if marker in (c.get("Command") or "")]
 
     deadline = time.monotonic() + 30
     while not build_containers() and time.monotonic() < deadline:
