@@ -254,7 +254,7 @@ class Campaign:
         self.t_verify = run["seconds"]
         marker = uuid.uuid4().hex
         self.markers.append(marker)
-        build = self.project("warm-build", image_name=f"{IMAGES}/build", dockerfile_extra=f"RUN sleep 1 && echo {marker} > /job/marker\n")
+        build = self.project("warm-build", image_name=f"{IMAGES}/build", dockerfile_extra=f"RUN sleep 1 && echo {marker} > /marker\n")
         run = self.cli(["build", "--config", build, "--no-cache"], "fcwarmbuild")
         if run["code"] != 0:
             raise SystemExit(f"warm-up: build exited {run['code']}:\n{run['stderr'][-2000:]}")
@@ -291,7 +291,7 @@ class Campaign:
         self.markers.append(marker)
         signame, at = rng.choice(SIGNALS), round(rng.uniform(0, self.t_build), 3)
         trial["params"] = {"signal": signame, "at_s": at}
-        project = self.project(rid, image_name=f"{IMAGES}/build", dockerfile_extra=f"RUN sleep 1 && echo {marker} > /job/marker\n")
+        project = self.project(rid, image_name=f"{IMAGES}/build", dockerfile_extra=f"RUN sleep 1 && echo {marker} > /marker\n")
         run = self.cli(["build", "--config", project, "--no-cache"], rid, at=at, signame=signame)
         deadline = time.monotonic() + 30  # the engine cancels a build whose client went, then removes its container
         while self.build_containers(marker) and time.monotonic() < deadline:

@@ -220,6 +220,17 @@ def remove_stale_tempdirs(*, include_live: bool = False) -> int:
     return len(stale)
 
 
+def stale_staging_dirs(directory: Path, prefix: str, *, include_live: bool = False) -> list[Path]:
+    """Directories in `directory` named `prefix...` holding an OWNER_FILE whose owner is gone (all of them with
+    `include_live`): what a killed wheelhouse fetch leaves beside the wheelhouse. Unmarked ones are never touched."""
+    found = []
+    for path in sorted(Path(directory).glob(f"{prefix}*")) if Path(directory).is_dir() else ():
+        owner = Owner.parse(_read(str(path / OWNER_FILE))) if path.is_dir() else None
+        if owner is not None and (include_live or not owner.alive()):
+            found.append(path)
+    return found
+
+
 # Host processes --------------------------------------------------------------------------
 
 
@@ -255,5 +266,5 @@ __all__ = [
     "CURRENT", "LABEL_CONTENT_HASH", "LABEL_HOST", "LABEL_MANAGED", "LABEL_OWNER", "LABEL_PID", "LABEL_ROLE", "LABEL_RUN",
     "OWNER_ENV", "OWNER_FILE", "RUN_ID", "Owner", "pid_start",
     "owner_alive", "owner_labels", "owner_value", "pid_alive", "remove_stale_tempdirs", "run_processes", "run_tempdir",
-    "run_tempdirs", "scratch_dir", "stop_stale_processes",
+    "run_tempdirs", "scratch_dir", "stale_staging_dirs", "stop_stale_processes",
 ]

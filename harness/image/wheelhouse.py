@@ -24,6 +24,7 @@ from typing import Callable
 
 from harness.errors import WheelhouseError, tail
 from harness.lock import Lock
+from harness.ownership import OWNER_FILE, owner_value
 from harness.sides.process import HostProcesses
 
 STAMP = ".mlrepro-stamp.json"
@@ -110,6 +111,11 @@ def is_fresh(directory: Path, lock: Lock, target: Target) -> bool:
     return why_stale(directory, lock, target) is None
 
 
+def staging_prefix(directory: Path) -> str:
+    """The name prefix of a fetch's staging directory beside `directory` (`.wheelhouse-staging-...`)."""
+    return f".{directory.name}-staging-"
+
+
 def fetch(directory: Path, lock_path: Path, lock: Lock, target: Target, *, progress: Callable[[str], None] = print) -> bool:
     """Make `directory` hold exactly the locked wheels; return False when it already did."""
     reason = why_stale(directory, lock, target)
@@ -117,7 +123,8 @@ def fetch(directory: Path, lock_path: Path, lock: Lock, target: Target, *, progr
         return False
     progress(f"fetching {len(lock.pins)} locked wheels for {target.key()} into {directory.name}/ ({reason}; hashes checked)")
     directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    staging = Path(tempfile.mkdtemp(prefix=staging_prefix(directory), dir=directory.parent))
+    (staging / OWNER_FILE).write_text(owner_value() + "\n", encoding="ascii")  # a killed fetch's staging: `mlrepro clean`
     try:
         cmd = [
             sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-input",
@@ -133,6 +140,7 @@ def fetch(directory: Path, lock_path: Path, lock: Lock, target: Target, *, progr
                 f"could not fetch the locked wheels for {target.key()}: {why}; check that the index is reachable and that every pin has a wheel for this platform",
                 evidence=tail(done.output),
             )
+        (staging / OWNER_FILE).unlink()  # not part of the wheelhouse (nor of the build context)
         wheels = write_stamp(staging, lock, target)
         if directory.exists():
             shutil.rmtree(directory)

@@ -567,3 +567,27 @@ def test_clean_removes_what_a_killed_run_left_and_spares_live_runs(engine, make_
         live.proc.send_signal(signal.SIGINT)
         assert live.finish().code == 2
     assert left_behind(engine, live.run_id) == []
+
+
+def test_a_wheelhouse_fetch_killed_mid_download_is_cleaned_up(tmp_path, engine):
+    """Issue 13, item 8: SIGKILL to `mlrepro wheelhouse` while pip downloads leaves the staging directory beside
+    the wheelhouse (its pip dies with it, or is an orphan `mlrepro clean` stops); `mlrepro clean --config` removes it."""
+
+    from tests.lock_projects import make_project
+
+    project = make_project(tmp_path / "p", (ROOT / "requirements.in").read_text())
+    shutil.copy(ROOT / "requirements.txt", project / "requirements.txt")
+    run = Running("wheelhouse", "--config", str(project))
+    run.wait_for("fetching 11 locked wheels")
+    deadline = time.monotonic() + 30
+    while not (staging := list(project.glob(".wheelhouse-staging-*"))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run.proc.kill()
+    run.finish(timeout=30)
+    assert staging, "the fetch never made its staging directory"
+    cleaned = mlrepro("clean", "--config", str(project))
+    assert cleaned.code == 0, cleaned.stderr
+    assert not list(project.glob(".wheelhouse-staging-*")) and not (project / "wheelhouse").exists()
+    assert run_processes(run.run_id) == []
+    removed = re.search(r"(\d+) temporary director(?:y|ies) and (\d+) host process", cleaned.stdout)
+    assert removed and int(removed[1]) >= 1  # the staging directory (clean also removes what other dead runs left)

@@ -102,3 +102,26 @@ def test_host_processes_are_found_by_their_owner_marker() -> None:
     finally:
         stream.close()
     assert stream.pid not in run_processes(CURRENT.run)
+
+
+def test_a_killed_fetchs_staging_directory_is_found_only_when_its_owner_is_gone(tmp_path):
+    """Issue 13: a killed `mlrepro wheelhouse` leaves `.wheelhouse-staging-*` beside the wheelhouse; clean knows it."""
+    from harness.cli.clean import _project_leftovers
+    from harness.image.wheelhouse import staging_prefix
+    from harness.ownership import CURRENT, OWNER_FILE, Owner, stale_staging_dirs
+
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[tool.mlrepro]\nproject = "p"\n')
+    prefix = staging_prefix(project / "wheelhouse")
+    dead, live, unmarked = (project / f"{prefix}{name}" for name in ("dead", "live", "unmarked"))
+    for path in (dead, live, unmarked):
+        path.mkdir()
+        (path / "numpy-2.2.5-cp311-cp311-manylinux_2_17_x86_64.whl").write_bytes(b"partial")
+    gone = Owner("deadrun", 2**22 + 7, "1", CURRENT.pidns, CURRENT.boot, CURRENT.machine)  # no such pid
+    (dead / OWNER_FILE).write_text(gone.encode() + "\n")
+    (live / OWNER_FILE).write_text(CURRENT.encode() + "\n")
+    assert stale_staging_dirs(project, prefix) == [dead]
+    assert stale_staging_dirs(project, prefix, include_live=True) == [dead, live]
+    assert _project_leftovers(str(project), include_live=False) == 1
+    assert not dead.exists() and live.exists() and unmarked.exists()  # an unmarked directory is never someone's to remove
