@@ -59,7 +59,7 @@ test: base-image $(OPTIONAL_VENV)/.stamp
 	@scripts/ensure-commands.sh "reproducible builds (mlrepro build --reproducible)" buildah=buildah
 	@scripts/ensure-commands.sh "the HTML report's browser tests" chromium=chromium
 	$(BIN)/mlrepro lock --check
-	MLREPRO_OPTIONAL_PYTHON=$(abspath $(OPTIONAL_VENV))/bin/python $(BIN)/python -m pytest
+	MLREPRO_OPTIONAL_PYTHON=$(abspath $(OPTIONAL_VENV))/bin/python $(BIN)/python -m pytest --durations=25
 
 demo: base-image
 	$(BIN)/mlrepro demo

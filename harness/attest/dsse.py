@@ -28,6 +28,7 @@ __all__ = [
     "Signature",
     "pae",
     "sign_envelope",
+    "unique_keys",
     "verify_envelope",
 ]
 
@@ -97,7 +98,7 @@ class Envelope:
         payloadType and at least one signature may not.
         """
         try:
-            document = json.loads(data, object_pairs_hook=_unique_keys)
+            document = json.loads(data, object_pairs_hook=unique_keys)
         except RecursionError:
             raise ValueError("DSSE envelope: expected a JSON object, found JSON nested too deeply") from None
         except ValueError as exc:
@@ -125,8 +126,9 @@ class Envelope:
                    signatures=tuple(_signature(entry, i) for i, entry in enumerate(signatures)))
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # Two readers of one document must not see two envelopes: a repeated key is refused, not resolved.
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads(object_pairs_hook=...)`: a key given twice is refused, not resolved (two readers of one
+    document must not see two envelopes or two statements)."""
     document: dict[str, Any] = {}
     for key, value in pairs:
         if key in document:

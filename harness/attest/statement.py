@@ -18,6 +18,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from harness.attest.dsse import unique_keys
 from harness.attest.errors import CheckFailed
 from harness.settings import settings_sha256
 
@@ -137,16 +138,6 @@ def statement_bytes(statement: Mapping[str, Any]) -> bytes:
     return json.dumps(statement, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # A key given twice would let two readers see two statements: refused, not resolved.
-    document: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in document:
-            raise ValueError(f"the key {key!r} twice in one object")
-        document[key] = value
-    return document
-
-
 def _refuse(found: str) -> CheckFailed:
     return CheckFailed(f"the attestation's statement: expected an in-toto Statement v1 of type {PREDICATE_TYPE}, "
                        f"found {found}; {_REFUSED}")
@@ -155,7 +146,7 @@ def _refuse(found: str) -> CheckFailed:
 def parse_statement(payload: bytes) -> dict[str, Any]:
     """The statement in a verified envelope's payload; CheckFailed unless it is a verification statement of this tool."""
     try:
-        statement = json.loads(payload, object_pairs_hook=_unique_keys)
+        statement = json.loads(payload, object_pairs_hook=unique_keys)
     except RecursionError:
         raise _refuse("JSON nested too deeply") from None
     except ValueError as exc:
