@@ -36,7 +36,8 @@ After every trial it checks, and counts as failures:
 - hang:          a CLI that had not exited after the per-trial timeout (then killed and cleaned).
 
 Everything it creates is named mlrepro-faults/... (images) or lives in one temporary directory, and is
-removed at the end. `--only I` replays trial I of a seed.
+removed at the end. The CLI runs from a copy of harness/ taken at the start (its sha256 is in the output),
+so edits to the tree during a campaign do not mix versions. `--only I` replays trial I of a seed.
 """
 
 from __future__ import annotations
@@ -109,6 +110,13 @@ class Campaign:
         self.markers: list[str] = []  # build markers, to find the engine's intermediate images at the end
         self.registry = self.proxy = None
         self.gate = Gate()
+        # The CLI runs from a snapshot of harness/ taken now: the tree may be edited while the campaign runs.
+        self.src = work / "src"
+        shutil.copytree(ROOT / "harness", self.src / "harness", ignore=shutil.ignore_patterns("__pycache__"))
+        files = sorted(self.src.rglob("*.py"))
+        self.harness_sha256 = hashlib.sha256(b"".join(f.relative_to(self.src).as_posix().encode() + f.read_bytes() for f in files)).hexdigest()
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+        self.revision = head.stdout.strip() or None
 
     # ------------------------------------------------------------------ the project, the CLI
 
@@ -139,7 +147,7 @@ class Campaign:
         full_env.pop("MLREPRO_DEBUG", None)
         with open(logs / f"{run_id}.out", "w+b") as out, open(logs / f"{run_id}.err", "w+b") as err:
             started = time.monotonic()
-            proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *map(str, args)], cwd=ROOT, env=full_env,
+            proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *map(str, args)], cwd=self.src, env=full_env,
                                     stdin=subprocess.PIPE, stdout=out, stderr=err, start_new_session=True)
             sent = False
             if signame is not None:
@@ -223,8 +231,12 @@ class Campaign:
         if transient:
             trial["transient_leftovers"] = transient
         trial["error_line"] = next((l for l in main["stderr"].splitlines() if l.startswith("error: ")), "")[:300]
-        if kinds:
-            trial["stderr_tail"] = "\n".join(main["stderr"].splitlines()[-15:])[-3000:]
+        trial["stderr_tail"] = "\n".join(main["stderr"].splitlines()[-(15 if kinds else 4):])[-3000:]
+        signame = (trial.get("params") or {}).get("signal")
+        if signame and signame != "SIGKILL" and main["code"] == -int(getattr(signal, signame)):
+            # Killed by the signal's default action: before the CLI installed its handlers, or after its work,
+            # while the interpreter exited (its result is already on stdout).
+            trial["killed_by_signal"] = "after the work, during exit" if main["stdout"].strip() else "before the handlers were installed"
 
     @staticmethod
     def verdict_check(trial: dict, run: dict, report: Path | None, differ: bool) -> None:
@@ -495,6 +507,7 @@ def main() -> int:
     by_kind = Counter(kind for t in trials for kind in t.get("failures", {}))
     summary = {
         "faults": len(trials), "seed": options.seed, "wall_seconds": round(wall, 1),
+        "harness": {"git_head": campaign.revision, "snapshot_sha256": campaign.harness_sha256},
         "faults_per_minute": round(len(trials) / (wall / 60), 2) if wall else None, "stopped": stopped,
         "reference_durations": warm, "per_scenario": dict(Counter(t["scenario"] for t in trials)),
         "failures_by_kind": {k: by_kind.get(k, 0) for k in (*KINDS, "campaign-error")},
@@ -502,8 +515,7 @@ def main() -> int:
         "exit_codes": {s: dict(Counter(str(t.get("exit")) for t in trials if t["scenario"] == s)) for s in SCENARIOS},
         "observations": {
             "signal_after_exit": sum(1 for t in trials if t.get("signal_sent") is False and "signal" in (t.get("params") or {})),
-            "killed_before_handlers": sum(1 for t in trials if (t.get("params") or {}).get("signal") not in (None, "SIGKILL")
-                                          and t.get("exit") == -int(getattr(signal, t["params"]["signal"]))),
+            "killed_by_catchable_signal": Counter(t["killed_by_signal"] for t in trials if "killed_by_signal" in t),
             "sigkill_then_clean": sum(1 for t in trials if "left_by_kill" in t),
             "release_retries": Counter(str(t.get("retry_exit")) for t in trials if "retry_exit" in t),
             "transient_leftovers": sum(1 for t in trials if t.get("transient_leftovers")),

@@ -82,6 +82,7 @@ class RunConfig:
     pass_env: tuple[str, ...]  # host variables copied into the container when set
     mem_limit: str | None
     workdir_in_image: str  # where inputs/outputs live inside the container
+    probe_cache: bool = True  # reuse an environment probe whose key is unchanged (`harness.sides.probe_cache`)
 
 
 @dataclass(frozen=True)
@@ -308,6 +309,7 @@ def parse_config(data: Mapping[str, Any], root: Path) -> Config:
         pass_env=run_t.strings("pass_env", list(DEFAULT_PASS_ENV)),
         mem_limit=mem,
         workdir_in_image=run_t.str("workdir_in_image", "/tmp/mlrepro"),
+        probe_cache=_flag(run_t, "probe_cache", True),
     )
     run_t.done()
 

@@ -94,6 +94,7 @@ def compare_runs(config: Config, lock: Lock, image: ImageInfo, image_run: RunRes
         artifacts=artifacts,
         ignored_packages=tuple(sorted(config.compare.ignore_packages)),
         settings=verified_settings(config),
+        probe_cache={run.where: run.probe_cache for run in (image_run, host_run) if getattr(run, "probe_cache", None)},
     )
 
 

@@ -146,6 +146,12 @@ class Engine:
             raise EngineError(f"no Docker engine answers at {where} ({reason}); {START_HINT}") from None
         return cls(client)
 
+    def machine(self) -> dict:
+        """What the engine's machine is (CPUs, kernel, architecture, OS): where containers compute."""
+        info = self.client.info()
+        return {"cpus": info.get("NCPU"), "kernel": info.get("KernelVersion"), "arch": info.get("Architecture"),
+                "os": info.get("OperatingSystem"), "memory": info.get("MemTotal")}
+
     def architecture(self) -> str:
         """The engine's CPU architecture as Python names it (x86_64, aarch64)."""
         arch = self.client.info().get("Architecture", "x86_64")

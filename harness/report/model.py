@@ -108,6 +108,9 @@ class Report:
     #: The resolved settings this verification ran with (`harness.settings.verified_settings`);
     #: None in reports written before they were recorded (a release then asks for a new verification).
     settings: Mapping[str, Any] | None = field(default=None, kw_only=True)
+    #: Per side, the sha256 of its environment probe's key and whether the probe came from the cache
+    #: (`harness.sides.probe_cache`); empty when no side could be cached.
+    probe_cache: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, kw_only=True)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "consistency", tuple(self.consistency))
@@ -118,6 +121,7 @@ class Report:
         object.__setattr__(self, "ignored_packages", _ignore_set(self.ignored_packages))
         if self.settings is not None:
             object.__setattr__(self, "settings", plain(self.settings))
+        object.__setattr__(self, "probe_cache", plain(dict(self.probe_cache)))
 
     @property
     def drift(self) -> tuple[Difference, ...]:
@@ -218,6 +222,7 @@ class Report:
             # Only when a side was repeated (`verify --repeat N`), for the same reason.
             **({"consistency": [c.to_dict() for c in self.consistency]} if self.consistency else {}),
             **({"settings": self.settings} if self.settings is not None else {}),
+            **({"probe_cache": self.probe_cache} if self.probe_cache else {}),
             # Derived, written for auditors reading the file; from_json recomputes them.
             "reproducible": self.reproducible,
             "verdict": self.verdict(),
@@ -249,6 +254,7 @@ class Report:
                 reference_sha256=data.get("reference_sha256"),
                 consistency=tuple(SideConsistency.from_dict(c) for c in data.get("consistency", [])),
                 settings=data.get("settings"),
+                probe_cache=data.get("probe_cache") or {},
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"report: expected the fields of schema {SCHEMA}, found a problem: {exc!r}") from None

@@ -48,6 +48,20 @@ class ContainerSide(Side):
         files = {"probe.py": PROBE_SOURCE, **{f"in/{p.name}": p.read_bytes() for p in self.config.inputs}}
         self.box.put_files(wd, files, dirs=("out",))
 
+    def probe_key(self) -> tuple[str, dict] | None:
+        """(slot, key) of this side's environment probe for `harness.sides.probe_cache`; None: always probe."""
+        from harness.sides.probe_cache import PROBE_SHA256, determinism_subset, machine
+
+        image_id = self.engine.image_id(self.image)
+        engine_machine = getattr(self.engine, "machine", None)
+        if not image_id or engine_machine is None:
+            return None
+        env = forwarded_env(self.config, workspace=self._workspace, python=self.python)
+        key = {"side": "image", "image": image_id, "env": determinism_subset(env, self.config.probe_env), "probe": PROBE_SHA256,
+               "probe_env": list(self.config.probe_env), "mem_limit": self.config.run.mem_limit,
+               "engine": engine_machine(), "cpu": machine()["cpu"]}
+        return f"image {image_id}", key
+
     def close(self) -> None:
         with contextlib.suppress(Exception):  # removal must not mask the error that brought us here
             self._stack.close()

@@ -68,6 +68,22 @@ class HostSide(Side):
             raise MlreproError(f"cannot prepare the host run in {self._tmp.parent}: {exc.strerror or exc}; "
                                "free space there or point TMPDIR at a writable directory") from None
 
+    def probe_key(self) -> tuple[str, dict] | None:
+        """(slot, key) of this side's environment probe for `harness.sides.probe_cache` (after `open`)."""
+        from harness.sides.probe_cache import PROBE_SHA256, determinism_subset, interpreter_fingerprint, machine
+
+        if self._tmp is None:
+            return None
+        interpreter = interpreter_fingerprint(self.python)
+        try:
+            libc = os.confstr("CS_GNU_LIBC_VERSION")
+        except (AttributeError, ValueError, OSError):
+            libc = None
+        key = {"side": "host", "interpreter": interpreter, "pythonpath": self.env.get("PYTHONPATH"),
+               "env": determinism_subset(self.env, self.config.probe_env), "probe": PROBE_SHA256,
+               "probe_env": list(self.config.probe_env), "libc": libc, "machine": machine()}
+        return f"host {interpreter['python']}", key
+
     def close(self) -> None:
         self.processes.kill_all()
         if self._tmp is not None:

@@ -18,7 +18,7 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from harness.config import Config, Step
 from harness.errors import EngineError, StepError, tail
@@ -35,6 +35,8 @@ class RunResult:
     probe: Mapping
     files: Mapping[str, bytes]  # every file the steps wrote, relative to {out}
     logs: Mapping[str, str] = field(default_factory=dict)  # step name -> combined output
+    #: {"key": sha256 of the probe's key, "cached": whether it came from the probe cache}; None: not cacheable.
+    probe_cache: Mapping[str, Any] | None = None
 
 
 def fill(word: str, workspace: Workspace, python: str) -> str:
@@ -157,17 +159,47 @@ def run_probe(config: Config, side: Side) -> Mapping:
 def run_steps(side: Side, config: Config, steps: Sequence[Step] | None = None, *,
               progress: Callable[[str], None] = print) -> RunResult:
     """The probe alongside the steps (all configured ones by default), then every output file."""
-    probing = alongside(run_probe, config, side)
+    cache, slot, key, cached = _cached_probe(config, side, progress)
+    probing = alongside(run_probe, config, side) if cached is None else None
     logs: dict[str, str] = {}
     try:
         for step in config.steps if steps is None else steps:
             progress(f"{side.where}: {step.name}")
             logs[step.name] = run_step(side, step, progress=progress)
-        probe = probing.result()
+        probe = probing.result() if probing is not None else cached
     except BaseException:
         side.abort()  # the probe must not keep running once the run has failed
         raise
-    return RunResult(side.where, probe, side.outputs(), logs)
+    record = None
+    if key is not None:
+        from harness.sides.probe_cache import key_sha256
+
+        record = {"key": key_sha256(key), "cached": cached is not None}
+        if cached is None:
+            note = cache.store(slot, key, probe)
+            if note:
+                progress(f"{side.where}: {note}")
+    return RunResult(side.where, probe, side.outputs(), logs, probe_cache=record)
+
+
+def _cached_probe(config: Config, side: Side, progress: Callable[[str], None]):
+    """(cache, slot, key, probe or None): the side's probe from the cache when its key is unchanged."""
+    probe_key = getattr(side, "probe_key", None)
+    if not config.run.probe_cache or probe_key is None:
+        return None, None, None, None
+    from harness.sides.probe_cache import ProbeCache
+
+    found = probe_key()
+    if found is None:
+        return None, None, None, None
+    slot, key = found
+    cache = ProbeCache(config.root / ".mlrepro" / "probe-cache")
+    probe, note = cache.load(slot, key)
+    if note:
+        progress(f"{side.where}: {note}")
+    elif probe is not None:
+        progress(f"{side.where}: environment probe from the cache (its key is unchanged)")
+    return cache, slot, key, probe
 
 
 def alongside(fn: Callable, *args, **kwargs) -> Future:

@@ -116,11 +116,16 @@ def test_stale_image_is_caught_as_output_drift(other_project, engine):
 
 
 def test_repeated_verifications_are_identical(other_project):
-    """No false alarms and nothing run-specific: three runs, byte-identical JSON reports."""
+    """No false alarms and nothing run-specific: three runs, identical JSON reports but for which probes were cached."""
     reports = []
     for i in range(3):
         result = mlrepro("verify", "--config", str(other_project), "--json", str(other_project / f"r{i}.json"))
         assert result.returncode == 0, result.stderr
         reports.append((other_project / f"r{i}.json").read_text())
-    assert reports[0] == reports[1] == reports[2]
+    # The first run measures both environments; the later ones take them from the probe cache, under the same keys.
+    caches = [json.loads(text).pop("probe_cache") for text in reports]
+    assert [[c[side]["cached"] for side in ("image", "host")] for c in caches] == [[False, False], [True, True], [True, True]]
+    assert caches[0]["image"]["key"] == caches[2]["image"]["key"] and caches[0]["host"]["key"] == caches[2]["host"]["key"]
+    stripped = [{k: v for k, v in json.loads(text).items() if k != "probe_cache"} for text in reports]
+    assert stripped[0] == stripped[1] == stripped[2]  # everything else, byte for byte as JSON
     assert str(other_project) not in reports[0]
