@@ -7,10 +7,14 @@ module only assembles the group; nothing imports it back.
 
 from __future__ import annotations
 
-import click
+from harness.cli.signals import install_startup_handlers, restore_handlers
 
-from harness.cli.check import check_command, key_group
-from harness.cli.clean import clean_command
+_saved = install_startup_handlers()  # first: a signal during the imports below ends the start-up with one line, exit 2
+
+import click  # noqa: E402
+
+from harness.cli.check import check_command, key_group  # noqa: E402
+from harness.cli.clean import clean_command  # noqa: E402
 from harness.cli.compare import compare_command
 from harness.cli.demo import demo_command
 from harness.cli.image import base_image_command, build_command, wheelhouse_command
@@ -29,6 +33,8 @@ from harness.cli.verify import verify_command
 def main() -> None:
     """Prove that an ML container computes exactly what was tested."""
 
+
+restore_handlers(_saved)
 
 for _command in (verify_command, base_image_command, wheelhouse_command, build_command, clean_command,
                  lock_command, demo_command, release_command, rebuild_check_command, init_command, compare_command,

@@ -18,6 +18,7 @@ from typing import Callable
 import click
 from rich.text import Text
 
+from harness.cli.signals import TERMINATING_SIGNALS
 from harness.terminal import STDERR, STDOUT, SafeConsole, silence_broken
 from harness.errors import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, MlreproError
 from harness.files import write_atomic
@@ -37,16 +38,6 @@ def check_writable(path: Path) -> None:
     if not existing.is_dir() or not os.access(existing, os.W_OK):  # access() reports a read-only filesystem even to root
         reason = "a file is in the way" if not existing.is_dir() else f"{existing} is not writable"
         raise MlreproError(f"cannot write {path}: {reason}; choose a writable path")
-
-
-#: Every signal whose default action ends the process and that can be caught: each becomes an
-#: interrupt, so the `finally` blocks run and what the run made is removed (SIGKILL cannot be caught;
-#: `mlrepro clean` is for that). SIGPIPE is left to Python, which ignores it (a closed pipe is an OSError).
-TERMINATING_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGALRM",
-                                       "SIGVTALRM", "SIGPROF", "SIGXCPU", "SIGXFSZ", "SIGIO", "SIGPWR", "SIGSTKFLT")
-    if hasattr(signal, name)
-)
 
 
 def network_failure(exc: BaseException) -> str | None:
@@ -72,8 +63,31 @@ def network_failure(exc: BaseException) -> str | None:
             "talked to is reachable and not overloaded, then retry")
 
 
+_interrupted: list[int] = []  # the signals `run` turned into interrupts
+
+
 def _interrupt(signum, frame):  # noqa: ANN001
+    _interrupted.append(signum)
     raise KeyboardInterrupt
+
+
+def _exit(code: int) -> None:
+    """sys.exit, except after an interrupt: then flush and leave at once with `code`.
+
+    Everything the run made was removed while the interrupt unwound the body;
+    what is left is interpreter shutdown, and a KeyboardInterrupt that crossed
+    C code on its way (CPython then remembers it) would make the process kill
+    itself with SIGINT at the very end: exit -2 after the one-line message,
+    not the documented 2 (seen about once in 60 early signals by benchmarks/faults.py).
+    """
+    if not _interrupted:
+        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def run(action: Callable[[], int]) -> None:
@@ -97,12 +111,12 @@ def run(action: Callable[[], int]) -> None:
         if network:
             err.print(f"error: {network}", markup=False, soft_wrap=True)
             silence_broken(STDOUT, STDERR)
-            sys.exit(EXIT_ERROR)
+            _exit(EXIT_ERROR)
         first = str(exc).splitlines()[0][:300] if str(exc) else ""
         err.print(f"error: unexpected {type(exc).__name__}: {first} (a bug in mlrepro; rerun with MLREPRO_DEBUG=1 for the traceback and report it)", markup=False)
         code = EXIT_ERROR
     silence_broken(STDOUT, STDERR)
-    sys.exit(code)
+    _exit(code)
 
 
 def load(path: str | None):
@@ -146,9 +160,9 @@ class Group(click.Group):
         except click.ClickException as exc:
             err.print(f"error: {' '.join(exc.format_message().split())}", markup=False, soft_wrap=True)
             sys.exit(EXIT_ERROR)
-        except click.Abort:
+        except (click.Abort, KeyboardInterrupt):  # a signal (SIGTERM too: `run` makes it one) before or after the command body
             err.print("error: interrupted; nothing this run created was left behind", markup=False)
-            sys.exit(EXIT_ERROR)
+            _exit(EXIT_ERROR)
         sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 

@@ -85,11 +85,13 @@ class Journal:
     record: Mapping[str, Any]  # the prospective ReleaseRecord fields (no digest yet)
     started_at: str
     schema: int = JOURNAL_SCHEMA
+    #: The local name the push gives the image (REGISTRY/REPO:TAG) when the release made it: a killed push leaves it.
+    local_tag: str | None = None
 
     def to_json(self) -> str:
         return json.dumps({"schema": self.schema, "registry": self.registry, "repository": self.repository, "tag": self.tag,
-                           "image_id": self.image_id, "record": dict(self.record), "started_at": self.started_at},
-                          sort_keys=True, indent=2) + "\n"
+                           "image_id": self.image_id, "record": dict(self.record), "started_at": self.started_at,
+                           "local_tag": self.local_tag}, sort_keys=True, indent=2) + "\n"
 
     @classmethod
     def read(cls, path: Path) -> "Journal | None":
@@ -99,7 +101,7 @@ class Journal:
             if data.get("schema") != JOURNAL_SCHEMA:
                 return None
             return cls(registry=data["registry"], repository=data["repository"], tag=data["tag"], image_id=data["image_id"],
-                       record=data["record"], started_at=data["started_at"])
+                       record=data["record"], started_at=data["started_at"], local_tag=data.get("local_tag"))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
@@ -118,7 +120,8 @@ def end(record_path: Path, registry: str) -> None:
 
 
 def resolve(record_path: Path, client, registry: str, *, clock: Callable[[], str],
-            progress: Callable[[str], None] = lambda message: None) -> dict[str, Any] | None:
+            progress: Callable[[str], None] = lambda message: None,
+            untag: Callable[[str], object] = lambda ref: None) -> dict[str, Any] | None:
     """Resolve a journal left by an interrupted release to `registry` (see the module docstring); its history entry."""
     record_path = Path(record_path)
     path = journal_path(record_path, registry)
@@ -144,6 +147,8 @@ def resolve(record_path: Path, client, registry: str, *, clock: Callable[[], str
         entry.update(event="superseded", digest=remote.digest, reference=None)
         progress(f"an earlier release of {ref} was interrupted and the tag now names {remote.digest}, another image; recorded in the history")
     append_history(record_path, entry)
+    if journal.local_tag:  # the push's own local name, which the killed release could not remove
+        untag(journal.local_tag)
     end(record_path, registry)
     return entry
 

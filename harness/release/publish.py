@@ -151,7 +151,7 @@ def release(
     client = registry_client(target.registry, credentials)
 
     if record_path is not None:
-        journal.resolve(Path(record_path), client, target.registry, clock=clock, progress=progress)
+        journal.resolve(Path(record_path), client, target.registry, clock=clock, progress=progress, untag=engine.untag)
     progress(f"checking {target.ref} on the registry ({credentials.source if credentials else 'anonymous'} credentials)")
     remote = client.manifest(target.repository, target.tag)
     decision = decide_tag(target, image_id, remote)
@@ -164,7 +164,9 @@ def release(
     )
     if decision == "push":
         if record_path is not None:
-            journal.begin(Path(record_path), journal.Journal(target.registry, target.repository, target.tag, image_id, known, clock()))
+            made = engine.image_id(target.ref) != image_id  # the push will name the image REGISTRY/REPO:TAG
+            journal.begin(Path(record_path), journal.Journal(target.registry, target.repository, target.tag, image_id, known, clock(),
+                                                             local_tag=target.ref if made else None))
         digest = _push(engine, target, image_id, auth_config, secrets, progress, on_layer, push_timeout)
     else:
         digest = remote.digest

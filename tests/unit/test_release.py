@@ -870,8 +870,10 @@ def test_an_interrupted_release_is_completed_or_rolled_back_by_the_next(fake, tr
         fake_release(fake, tree, tmp_path)
     assert journal_path(record, HOST).is_file() and not record.exists() and read_history(record) == []
     del fake.push  # the next run's push works
+    fake.tag(fake.local_id, f"{HOST}/ml/model:1.4.0")  # the push's own name, which a killed release cannot remove
     messages: list[str] = []
     second = fake_release(fake, tree, tmp_path, tag="1.5.0", progress=messages.append)
+    assert fake.image_id(f"{HOST}/ml/model:1.4.0") is None  # removed when the journal was resolved
     history = read_history(record)
     assert [e["event"] for e in history] == [event, "released"] and not journal_path(record, HOST).exists()
     first = history[0]
