@@ -163,3 +163,21 @@ def test_the_hash_sees_what_the_build_sees(context, change):
         (context / "app" / "other.py").unlink()
         os.link(context / "app" / "main.py", context / "app" / "other.py")
     assert h() != first
+
+
+def test_hashing_a_large_context_file_takes_bounded_memory(tmp_path):
+    """Issue 13: a 1 GB file in the context cost 1.1 GB of memory on every warm build (read whole to hash it).
+    Now the tar is streamed through the hash: a 512 MB (sparse) file, hashed in a fresh interpreter, peaks far below it."""
+    import resource  # noqa: F401 - the child uses it
+    import sys
+
+    (tmp_path / "Dockerfile").write_text("FROM base\nCOPY big.bin /big.bin\n")
+    with open(tmp_path / "big.bin", "wb") as fh:
+        fh.truncate(512 * 1024 * 1024)
+    code = ("import resource, sys; from pathlib import Path; from harness.docker.engine import context_digest; "
+            "p = Path(sys.argv[1]); context_digest(p, p / 'Dockerfile'); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    peak_mb = int(done.stdout.strip()) / 1024
+    assert peak_mb < 200, f"hashing a 512 MB context file peaked at {peak_mb:.0f} MB"
