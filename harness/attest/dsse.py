@@ -28,6 +28,7 @@ __all__ = [
     "Signature",
     "pae",
     "sign_envelope",
+    "strict_json",
     "unique_keys",
     "verify_envelope",
 ]
@@ -98,12 +99,9 @@ class Envelope:
         payloadType and at least one signature may not.
         """
         try:
-            document = json.loads(data, object_pairs_hook=unique_keys)
-        except RecursionError:
-            raise ValueError("DSSE envelope: expected a JSON object, found JSON nested too deeply") from None
+            document = strict_json(data)
         except ValueError as exc:
-            reason = f"invalid JSON ({exc.msg} at byte {exc.pos})" if isinstance(exc, json.JSONDecodeError) else str(exc)
-            raise ValueError(f"DSSE envelope: expected a JSON object, found {' '.join(reason.splitlines())}") from None
+            raise ValueError(f"DSSE envelope: expected a JSON object, found {exc}") from None
         if not isinstance(document, dict):
             raise ValueError(f"DSSE envelope: expected a JSON object, found a JSON {type(document).__name__}")
         for name in ("payload", "payloadType", "signatures"):
@@ -124,6 +122,17 @@ class Envelope:
             raise ValueError("DSSE envelope: expected at least one signature, found none")
         return cls(payload_type=payload_type, payload=payload,
                    signatures=tuple(_signature(entry, i) for i, entry in enumerate(signatures)))
+
+
+def strict_json(data: bytes | str) -> Any:
+    """`json.loads` with repeated keys refused; ValueError whose text is one line saying what is wrong."""
+    try:
+        return json.loads(data, object_pairs_hook=unique_keys)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    except ValueError as exc:
+        reason = f"invalid JSON ({exc.msg} at byte {exc.pos})" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise ValueError(" ".join(reason.splitlines())) from None
 
 
 def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

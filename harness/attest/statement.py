@@ -18,7 +18,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from harness.attest.dsse import unique_keys
+from harness.attest.dsse import strict_json
 from harness.attest.errors import CheckFailed
 from harness.settings import settings_sha256
 
@@ -146,12 +146,9 @@ def _refuse(found: str) -> CheckFailed:
 def parse_statement(payload: bytes) -> dict[str, Any]:
     """The statement in a verified envelope's payload; CheckFailed unless it is a verification statement of this tool."""
     try:
-        statement = json.loads(payload, object_pairs_hook=unique_keys)
-    except RecursionError:
-        raise _refuse("JSON nested too deeply") from None
+        statement = strict_json(payload)
     except ValueError as exc:
-        reason = f"invalid JSON ({exc.msg} at byte {exc.pos})" if isinstance(exc, json.JSONDecodeError) else str(exc)
-        raise _refuse(" ".join(reason.splitlines())) from None
+        raise _refuse(str(exc)) from None
     if not isinstance(statement, dict):
         raise _refuse(f"a JSON {type(statement).__name__}, not an object")
     if statement.get("_type") != STATEMENT_TYPE:
